@@ -1,0 +1,510 @@
+//! A partition: a directory of segments, one writer thread, many readers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::SystemTime;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+
+use crate::batch::{EncodedBatch, decode_records};
+use crate::config::{PartitionConfig, PersistMode, Retention};
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::record::Record;
+use crate::segment::{BatchCursor, SEGMENT_HEADER_LEN, Segment, Step, index_path, parse_file_name};
+use crate::writer::{Command, Writer};
+
+/// How much a read fetches from a segment at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Offsets given to an appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the batch's first record.
+    pub first_offset: u64,
+    /// Offset of the batch's last record.
+    pub last_offset: u64,
+}
+
+/// Records read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBatch {
+    /// Records in offset order.
+    pub records: Vec<Record>,
+    /// Where the next read should start.
+    pub next_offset: u64,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Whole segments deleted.
+    pub segments: usize,
+    /// Their total size.
+    pub bytes: u64,
+    /// The partition's oldest offset afterwards.
+    pub start_offset: u64,
+}
+
+/// State shared by the handle, the writer thread and readers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn Filesystem>,
+    pub(crate) config: PartitionConfig,
+    /// Segments by base offset; the last is the active one.
+    pub(crate) segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    /// Offset the next record will get, once visible to readers.
+    pub(crate) high_watermark: watch::Sender<u64>,
+    /// Set after a failed write or fsync; writes are refused from then on.
+    pub(crate) poisoned: Mutex<Option<String>>,
+    pub(crate) pending_bytes: AtomicU64,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn poison(&self, cause: String) {
+        tracing::error!(dir = %self.dir.display(), cause, "partition poisoned: writes refused until restart");
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(cause);
+        }
+    }
+
+    pub(crate) fn poisoned_error(&self) -> Option<Error> {
+        self.poisoned.lock().as_ref().map(|cause| Error::Poisoned {
+            dir: self.dir.clone(),
+            cause: cause.clone(),
+        })
+    }
+}
+
+/// A partition of the log.
+///
+/// Appends go through one writer thread that coalesces whatever is waiting
+/// into one write and one fdatasync (group commit); reads go straight to the
+/// segment files and only see what the writer has made visible (durable,
+/// under [`crate::FsyncPolicy::Always`]).
+#[derive(Debug)]
+pub struct Partition {
+    shared: Arc<Shared>,
+    commands: SyncSender<Command>,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition in `dir`, recovering it first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad config, [`Error::Io`] when the
+    /// directory cannot be read, [`Error::Corrupt`] for damage outside the
+    /// tail of the active segment (the message names file and position).
+    pub fn open(
+        fs: Arc<dyn Filesystem>,
+        dir: impl Into<PathBuf>,
+        config: PartitionConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dir = dir.into();
+        let fresh = match fs.list_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+            Ok(_) => false,
+        };
+        if fresh {
+            fs.create_dir_all(&dir)
+                .map_err(Error::io("create directory", &dir))?;
+            if let Some(parent) = dir.parent() {
+                fs.sync_dir(parent)
+                    .map_err(Error::io("fsync directory", parent))?;
+            }
+        }
+        let mut bases = Vec::new();
+        for path in fs.list_dir(&dir).map_err(Error::io("list", &dir))? {
+            match parse_file_name(&path) {
+                Some((base, true)) => bases.push(base),
+                Some((_, false)) => {}
+                None if path.extension().is_some_and(|e| e == "tmp") => {
+                    // An atomic rewrite that never finished.
+                    fs.remove_file(&path).map_err(Error::io("remove", &path))?;
+                }
+                None => {}
+            }
+        }
+        bases.sort_unstable();
+        // An index whose segment is gone (retention deletes the segment first).
+        for path in fs.list_dir(&dir).map_err(Error::io("list", &dir))? {
+            if let Some((base, false)) = parse_file_name(&path)
+                && bases.binary_search(&base).is_err()
+            {
+                fs.remove_file(&path).map_err(Error::io("remove", &path))?;
+            }
+        }
+
+        let mut segments = BTreeMap::new();
+        if bases.is_empty() {
+            let segment = Segment::create(&*fs, &dir, config.start_offset, &config)?;
+            segments.insert(config.start_offset, Arc::new(segment));
+        }
+        let mut expected: Option<u64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if let Some(expected) = expected
+                && base != expected
+            {
+                return Err(Error::Corrupt {
+                    path: crate::segment::segment_path(&dir, base),
+                    position: 0,
+                    reason: format!(
+                        "segment starts at offset {base} but the one before it ends at offset {expected}"
+                    ),
+                });
+            }
+            let segment = if i + 1 == bases.len() {
+                Segment::open_active(&*fs, &dir, base, &config)?
+            } else {
+                Segment::open_sealed(&*fs, &dir, base, &config)?
+            };
+            expected = Some(segment.end().next_offset);
+            segments.insert(base, Arc::new(segment));
+        }
+
+        let active = segments
+            .values()
+            .next_back()
+            .cloned()
+            .ok_or_else(|| Error::io("open", &dir)(std::io::Error::other("no segment")))?;
+        let end = active.end();
+        let (high_watermark, _) = watch::channel(end.next_offset);
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            fs,
+            config: config.clone(),
+            segments: RwLock::new(segments),
+            high_watermark,
+            poisoned: Mutex::new(None),
+            pending_bytes: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        let (commands, rx) = std::sync::mpsc::sync_channel(config.queue_depth);
+        let writer = Writer::new(Arc::clone(&shared), rx, active, end);
+        std::thread::Builder::new()
+            .name("intake-log-writer".into())
+            .spawn(move || writer.run())
+            .map_err(Error::io("spawn writer for", &dir))?;
+        Ok(Self { shared, commands })
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Appends a batch and waits until it is persisted per the fsync policy.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier I/O failure, [`Error::QueueFull`]
+    /// when the writer is too far behind, [`Error::NoSpace`] when the disk is
+    /// full, [`Error::BatchTooLarge`], [`Error::Closed`].
+    pub async fn append(&self, batch: EncodedBatch) -> Result<Appended> {
+        let reply = self.enqueue(batch)?;
+        reply.await.map_err(|_| self.closed_or_poisoned())?
+    }
+
+    /// Hands a batch to the writer; the receiver yields the outcome.
+    fn enqueue(&self, batch: EncodedBatch) -> Result<oneshot::Receiver<Result<Appended>>> {
+        if let Some(e) = self.shared.poisoned_error() {
+            return Err(e);
+        }
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                dir: self.shared.dir.clone(),
+            });
+        }
+        let len = batch.len() as u64;
+        let limit = u64::from(self.shared.config.max_batch_bytes);
+        if len > limit {
+            return Err(Error::BatchTooLarge { len, limit });
+        }
+        let pending = self.shared.pending_bytes.fetch_add(len, Ordering::AcqRel);
+        let max_pending = self.shared.config.max_pending_bytes;
+        if pending > 0 && pending + len > max_pending {
+            self.shared.pending_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(Error::QueueFull {
+                dir: self.shared.dir.clone(),
+                pending_bytes: pending,
+                limit: max_pending,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        match self.commands.try_send(Command::Append { batch, reply }) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.shared.pending_bytes.fetch_sub(len, Ordering::AcqRel);
+                match e {
+                    TrySendError::Full(_) => Err(Error::QueueFull {
+                        dir: self.shared.dir.clone(),
+                        pending_bytes: pending,
+                        limit: max_pending,
+                    }),
+                    TrySendError::Disconnected(_) => Err(self.closed_or_poisoned()),
+                }
+            }
+        }
+    }
+
+    fn closed_or_poisoned(&self) -> Error {
+        self.shared
+            .poisoned_error()
+            .unwrap_or_else(|| Error::Closed {
+                dir: self.shared.dir.clone(),
+            })
+    }
+
+    /// Pushes everything appended so far to `mode`.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if the fsync fails (or failed before).
+    pub async fn persist(&self, mode: PersistMode) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Persist { mode, reply })
+            .map_err(|_| self.closed_or_poisoned())?;
+        rx.await.map_err(|_| self.closed_or_poisoned())?
+    }
+
+    /// Stops accepting appends, writes and syncs what was queued, and stops
+    /// the writer. Reads keep working.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if the final fsync fails.
+    pub async fn close(&self) -> Result<()> {
+        self.shared.closed.store(true, Ordering::Release);
+        let (reply, rx) = oneshot::channel();
+        if self.commands.send(Command::Close { reply }).is_err() {
+            return Ok(()); // already stopped
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+
+    /// Offset the next appended record will get (once visible).
+    pub fn next_offset(&self) -> u64 {
+        *self.shared.high_watermark.borrow()
+    }
+
+    /// The oldest offset still retained.
+    pub fn start_offset(&self) -> u64 {
+        self.shared
+            .segments
+            .read()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned.lock().clone()
+    }
+
+    /// Watches the offset the next record will get: it changes whenever new
+    /// records become visible. For live tails.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.high_watermark.subscribe()
+    }
+
+    /// Bytes in all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.shared
+            .segments
+            .read()
+            .values()
+            .map(|s| s.end().position)
+            .sum()
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.shared.segments.read().len()
+    }
+
+    /// Reads records from `offset` on: at most `max_records`, and stopping
+    /// once `max_bytes` of payload are collected (at least one record is
+    /// returned however large). Every batch's CRC is checked.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] for an offset before the oldest retained
+    /// or past the next one; [`Error::Corrupt`] naming file and position if
+    /// stored bytes fail their checks.
+    pub fn read(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<ReadBatch> {
+        let high_watermark = self.next_offset();
+        let out_of_range = || Error::OffsetOutOfRange {
+            requested: offset,
+            earliest: self.start_offset(),
+            next: high_watermark,
+        };
+        if offset < self.start_offset() || offset > high_watermark {
+            return Err(out_of_range());
+        }
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut cursor = offset;
+        'segments: while cursor < high_watermark && records.len() < max_records {
+            let segment = {
+                let segments = self.shared.segments.read();
+                segments
+                    .range(..=cursor)
+                    .next_back()
+                    .map(|(_, s)| Arc::clone(s))
+            };
+            let Some(segment) = segment else {
+                return Err(out_of_range());
+            };
+            let end = segment.end();
+            if cursor >= end.next_offset {
+                break;
+            }
+            let position = segment.index.read().lookup(cursor);
+            let mut batches = BatchCursor::new(
+                &*segment.file,
+                position,
+                end.position,
+                self.shared.config.max_batch_bytes,
+                READ_CHUNK.min(max_bytes.saturating_add(4096)),
+            );
+            loop {
+                let step = batches
+                    .next_batch()
+                    .map_err(Error::io("read", &segment.path))?;
+                let (position, header, batch) = match step {
+                    Step::End => break,
+                    Step::Invalid { position, reason } => {
+                        return Err(Error::Corrupt {
+                            path: segment.path.clone(),
+                            position,
+                            reason,
+                        });
+                    }
+                    Step::Batch {
+                        position,
+                        header,
+                        bytes,
+                    } => (position, header, bytes),
+                };
+                if header.next_offset() <= cursor {
+                    continue;
+                }
+                let decoded = decode_records(&batch, &header).map_err(|e| Error::Corrupt {
+                    path: segment.path.clone(),
+                    position,
+                    reason: e.to_string(),
+                })?;
+                for record in decoded {
+                    if record.offset < cursor {
+                        continue;
+                    }
+                    if records.len() >= max_records || (bytes >= max_bytes && !records.is_empty()) {
+                        break 'segments;
+                    }
+                    bytes += record.payload_len();
+                    cursor = record.offset + 1;
+                    records.push(record);
+                }
+            }
+            if cursor < end.next_offset {
+                // The segment ended before its recorded end: impossible
+                // unless the file changed under us.
+                return Err(Error::Corrupt {
+                    path: segment.path.clone(),
+                    position: end.position,
+                    reason: format!("segment ends before offset {}", end.next_offset),
+                });
+            }
+        }
+        Ok(ReadBatch {
+            records,
+            next_offset: cursor,
+        })
+    }
+
+    /// Deletes sealed segments per `retention`, oldest first, never the
+    /// active one and never one holding an offset at or after `keep_from`
+    /// (the oldest offset a consumer still needs).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be removed.
+    pub fn enforce_retention(
+        &self,
+        retention: &Retention,
+        keep_from: Option<u64>,
+        now: SystemTime,
+    ) -> Result<RetentionReport> {
+        let mut report = RetentionReport::default();
+        loop {
+            let candidate = {
+                let segments = self.shared.segments.read();
+                let total: u64 = segments.values().map(|s| s.end().position).sum();
+                let sealed = segments.len().saturating_sub(1);
+                segments
+                    .values()
+                    .take(sealed)
+                    .next()
+                    .map(|s| (Arc::clone(s), total))
+            };
+            let Some((oldest, total)) = candidate else {
+                break;
+            };
+            let end = oldest.end();
+            if keep_from.is_some_and(|k| end.next_offset > k) {
+                break;
+            }
+            let too_big = retention.max_bytes.is_some_and(|max| total > max);
+            let too_old = retention.max_age.is_some_and(|age| {
+                self.shared
+                    .fs
+                    .modified(&oldest.path)
+                    .ok()
+                    .and_then(|m| m.checked_add(age))
+                    .is_some_and(|expiry| expiry <= now)
+            });
+            if !(too_big || too_old) {
+                break;
+            }
+            self.delete_segment(&oldest)?;
+            report.segments += 1;
+            report.bytes += end.position;
+        }
+        report.start_offset = self.start_offset();
+        Ok(report)
+    }
+
+    fn delete_segment(&self, segment: &Segment) -> Result<()> {
+        self.shared.segments.write().remove(&segment.base_offset);
+        let fs = &self.shared.fs;
+        fs.remove_file(&segment.path)
+            .map_err(Error::io("remove", &segment.path))?;
+        let ipath = index_path(&self.shared.dir, segment.base_offset);
+        match fs.remove_file(&ipath) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &ipath)(e)),
+        }
+        fs.sync_dir(&self.shared.dir)
+            .map_err(Error::io("fsync directory", &self.shared.dir))?;
+        tracing::info!(path = %segment.path.display(), "retention deleted segment");
+        Ok(())
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        // Dropping the sender ends the writer, which syncs on the way out.
+        self.shared.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Bytes used by a segment header, exposed for tests that compute sizes.
+pub const SEGMENT_HEADER_BYTES: u64 = SEGMENT_HEADER_LEN;
