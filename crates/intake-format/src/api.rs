@@ -1,0 +1,413 @@
+//! The serde types of intake's native HTTP API, shared by the server, the
+//! CLI and the Rust SDK. Their JSON shapes are a contract: fields may be
+//! added, never renamed or removed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::schema::Field;
+
+/// Longest accepted stream name.
+pub const MAX_STREAM_NAME_LEN: usize = 200;
+/// Most partitions a stream may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+/// What a stream is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    /// An append-only stream of records.
+    #[default]
+    Stream,
+    /// A scan table: the stream, plus the latest `retain_size` rows kept for
+    /// queries.
+    Table,
+}
+
+/// How a request body or a pushed item is decoded into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON: an object (one record) or an array (one record per element).
+    #[default]
+    Json,
+    /// Newline-delimited JSON, one record per line.
+    Ndjson,
+    /// Delimited text (CSV-like), values mapped to the schema's fields in
+    /// order.
+    Delimited,
+    /// Opaque bytes: the whole body (or pushed item) is one record.
+    Binary,
+    /// Protocol Buffers, message type given by `schema_id`.
+    Protobuf,
+}
+
+impl Format {
+    /// True when stored values are JSON text (served as JSON, not base64).
+    pub fn stores_json(self) -> bool {
+        matches!(self, Self::Json | Self::Ndjson)
+    }
+}
+
+/// Durability of a stream's acknowledged records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// fdatasync before every acknowledgement (group-committed).
+    #[default]
+    Always,
+    /// Acknowledge after the write; fdatasync every `fsync_interval_ms`.
+    Interval,
+    /// Acknowledge after the write; the OS flushes when it likes.
+    Never,
+}
+
+/// Whether a stream accepts records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Accepting records.
+    #[default]
+    Active,
+    /// Refusing records on every face, each in its own shape.
+    Paused,
+}
+
+/// An InLong `groupId`/`streamId` pair routed to a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlongBinding {
+    /// InLong `groupId`.
+    pub group_id: String,
+    /// InLong `streamId`.
+    pub stream_id: String,
+}
+
+/// An eKuiper-style push path served for a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasourceBinding {
+    /// URL path, e.g. `/api/data`.
+    pub path: String,
+    /// `POST` or `PUT`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Several streams may bind the same path when every one of them says
+    /// `shared`; each then gets every record.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+/// The faces a stream is reachable through, besides the native API and the
+/// REST Proxy (whose topic is the stream name).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bindings {
+    /// InLong DataProxy group/stream pairs.
+    #[serde(default)]
+    pub inlong: Vec<InlongBinding>,
+    /// CKafka DataHub access point id.
+    #[serde(default)]
+    pub datahub_id: Option<String>,
+    /// eKuiper httppush path.
+    #[serde(default)]
+    pub datasource: Option<DatasourceBinding>,
+}
+
+impl Bindings {
+    /// True when no face binding is set.
+    pub fn is_empty(&self) -> bool {
+        self.inlong.is_empty() && self.datahub_id.is_none() && self.datasource.is_none()
+    }
+}
+
+/// A stream's definition: `POST /v1/streams` takes it (only `name` is
+/// required) and every read of a stream returns it with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamDefinition {
+    /// Name: letters, digits, `.`, `_`, `-`; starting with a letter or digit.
+    pub name: String,
+    /// Number of partitions (1 to 1024).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// `stream` or `table`.
+    #[serde(default)]
+    pub kind: StreamKind,
+    /// Rows a table keeps (required for tables).
+    #[serde(default)]
+    pub retain_size: Option<u64>,
+    /// Record format.
+    #[serde(default)]
+    pub format: Format,
+    /// Field separator of the delimited format.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// Protobuf message type as `file.Message`.
+    #[serde(default)]
+    pub schema_id: Option<String>,
+    /// Fields of structured records; `null` for schemaless streams.
+    #[serde(default)]
+    pub schema: Option<Vec<Field>>,
+    /// Refuse (rather than coerce) records that do not match the schema.
+    #[serde(default)]
+    pub strict_validation: bool,
+    /// Field whose value becomes the record key (and picks the partition).
+    #[serde(default)]
+    pub key_field: Option<String>,
+    /// Field whose value becomes the record timestamp.
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
+    /// Format of `timestamp_field` (epoch ms when the field is a number).
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// `always`, `interval` or `never`.
+    #[serde(default)]
+    pub fsync: FsyncMode,
+    /// Sync period for `fsync = "interval"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsync_interval_ms: Option<u64>,
+    /// Delete sealed segments older than this.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while a partition is larger.
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+    /// Face bindings.
+    #[serde(default)]
+    pub bindings: Bindings,
+    /// `active` or `paused`.
+    #[serde(default)]
+    pub state: StreamState,
+}
+
+fn default_partitions() -> u32 {
+    1
+}
+
+fn default_delimiter() -> String {
+    ",".to_owned()
+}
+
+impl StreamDefinition {
+    /// A schemaless JSON stream with one partition and every default.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            partitions: 1,
+            kind: StreamKind::Stream,
+            retain_size: None,
+            format: Format::Json,
+            delimiter: default_delimiter(),
+            schema_id: None,
+            schema: None,
+            strict_validation: false,
+            key_field: None,
+            timestamp_field: None,
+            timestamp_format: None,
+            fsync: FsyncMode::Always,
+            fsync_interval_ms: None,
+            retention_ms: None,
+            retention_bytes: None,
+            bindings: Bindings::default(),
+            state: StreamState::Active,
+        }
+    }
+}
+
+/// Checks a stream name: 1 to 200 characters of `[A-Za-z0-9._-]`, starting
+/// with a letter or digit (so never `.`, `..` or a path).
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    let first_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
+    let rest_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if name.is_empty() || name.len() > MAX_STREAM_NAME_LEN || !first_ok || !rest_ok {
+        return Err(format!(
+            "stream name {name:?} is not valid: use 1 to {MAX_STREAM_NAME_LEN} letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Body of `PUT /v1/streams/{name}/state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// The new state.
+    pub state: StreamState,
+}
+
+/// Offsets a push wrote to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffsets {
+    /// Partition number.
+    pub partition: u32,
+    /// Offset of the first record written there.
+    pub first_offset: u64,
+    /// Offset of the last record written there.
+    pub last_offset: u64,
+}
+
+/// Answer to a successful push: every record is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    /// Records written.
+    pub records: usize,
+    /// Where they went.
+    pub partitions: Vec<PartitionOffsets>,
+}
+
+/// One record as the read and tail APIs show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordView {
+    /// Offset in its partition.
+    pub offset: u64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// Key as text (base64 if it is not UTF-8), or null.
+    pub key: Option<String>,
+    /// The JSON value for JSON streams, else the bytes in base64.
+    pub value: Box<RawValue>,
+    /// Headers, values as text (base64 if not UTF-8).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Answer to `GET /v1/streams/{name}/partitions/{p}/records`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadResponse {
+    /// Records in offset order.
+    pub records: Vec<RecordView>,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+}
+
+/// Live numbers of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionStatus {
+    /// Partition number.
+    pub partition: u32,
+    /// Oldest retained offset.
+    pub start_offset: u64,
+    /// Offset the next record will get.
+    pub next_offset: u64,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+}
+
+/// A stream as `GET /v1/streams/{name}` shows it: the definition with
+/// defaults filled in, plus its partitions' numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamView {
+    /// The stored definition.
+    #[serde(flatten)]
+    pub definition: StreamDefinition,
+    /// Per-partition offsets and sizes.
+    #[serde(default)]
+    pub status: Vec<PartitionStatus>,
+}
+
+/// Answer to `GET /v1/streams`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamList {
+    /// Every stream, by name.
+    pub streams: Vec<StreamView>,
+}
+
+/// The error body of the native API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for machines (`code`) and people (`message`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `stream_not_found`.
+    pub code: String,
+    /// A sentence saying what was wrong and what is accepted.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_name_is_required_and_defaults_fill_in() {
+        let def: StreamDefinition = serde_json::from_str(r#"{"name":"demo"}"#).unwrap();
+        assert_eq!(def, StreamDefinition::new("demo"));
+        let json = serde_json::to_value(&def).unwrap();
+        assert_eq!(json["partitions"], 1);
+        assert_eq!(json["kind"], "stream");
+        assert_eq!(json["format"], "json");
+        assert_eq!(json["delimiter"], ",");
+        assert_eq!(json["fsync"], "always");
+        assert_eq!(json["state"], "active");
+        assert_eq!(json["schema"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let def: StreamDefinition = serde_json::from_str(
+            r#"{"name": "demo", "partitions": 1, "kind": "stream", "retain_size": null,
+   "format": "json", "delimiter": ",", "schema_id": null,
+   "schema": [{"name": "temp", "type": "float"}],
+   "strict_validation": false, "key_field": null,
+   "timestamp_field": null, "timestamp_format": null,
+   "fsync": "always", "retention_ms": null, "retention_bytes": null,
+   "bindings": {"inlong": [{"group_id": "g1", "stream_id": "s1"}],
+                "datahub_id": "datahub-demo",
+                "datasource": {"path": "/api/data", "method": "POST"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(def.bindings.inlong[0].group_id, "g1");
+        assert_eq!(def.schema.as_ref().unwrap()[0].name, "temp");
+        let again: StreamDefinition =
+            serde_json::from_value(serde_json::to_value(&def).unwrap()).unwrap();
+        assert_eq!(again, def);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<StreamDefinition>(r#"{"name":"a","partitons":2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("partitons"), "{err}");
+    }
+
+    #[test]
+    fn stream_names() {
+        for ok in ["a", "demo", "Orders.v2", "x_y-z", "0"] {
+            check_stream_name(ok).unwrap();
+        }
+        let long = "a".repeat(MAX_STREAM_NAME_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "-x",
+            ".hidden",
+            "a b",
+            "é",
+            long.as_str(),
+        ] {
+            assert!(check_stream_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

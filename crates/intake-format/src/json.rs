@@ -1,0 +1,140 @@
+//! JSON and NDJSON framing: split a body into records without copying.
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use crate::error::FormatError;
+
+fn malformed(e: &serde_json::Error) -> FormatError {
+    FormatError::Malformed {
+        line: e.line(),
+        column: e.column(),
+        reason: strip_position(&e.to_string()),
+    }
+}
+
+/// serde_json appends " at line L column C"; the error says so already.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message.get(..i).unwrap_or(message).to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn first_non_space(body: &[u8]) -> Option<u8> {
+    body.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// Splits a JSON body: an array gives one record per element, any other
+/// value is one record. Each record is a zero-copy slice of `body`.
+///
+/// # Errors
+/// [`FormatError::Malformed`] with line and column when `body` is not JSON.
+pub fn split_json(body: &Bytes) -> Result<Vec<Bytes>, FormatError> {
+    if first_non_space(body) == Some(b'[') {
+        let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+        Ok(items
+            .into_iter()
+            .map(|raw| body.slice_ref(raw.get().as_bytes()))
+            .collect())
+    } else {
+        let raw: &RawValue = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+        Ok(vec![body.slice_ref(raw.get().as_bytes())])
+    }
+}
+
+/// Splits NDJSON: every non-blank line is one JSON record.
+///
+/// # Errors
+/// [`FormatError::Malformed`] naming the line of the first bad record.
+pub fn split_ndjson(body: &Bytes) -> Result<Vec<Bytes>, FormatError> {
+    let mut out = Vec::new();
+    for (number, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let raw: &RawValue = serde_json::from_slice(line).map_err(|e| FormatError::Malformed {
+            line: number + 1,
+            column: e.column(),
+            reason: format!("record {}: {}", out.len(), strip_position(&e.to_string())),
+        })?;
+        out.push(body.slice_ref(raw.get().as_bytes()));
+    }
+    Ok(out)
+}
+
+/// Checks that an item pushed by a face is one JSON value.
+///
+/// # Errors
+/// [`FormatError::InvalidRecord`] naming `index`.
+pub fn check_json(index: usize, item: &[u8]) -> Result<(), FormatError> {
+    serde_json::from_slice::<&RawValue>(item)
+        .map(|_| ())
+        .map_err(|e| FormatError::record(index, None, format!("not JSON: {}", e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn object_is_one_record_array_is_many() {
+        let one = split_json(&Bytes::from_static(br#" {"a": 1} "#)).unwrap();
+        assert_eq!(one, vec![Bytes::from_static(br#"{"a": 1}"#)]);
+        let many = split_json(&Bytes::from_static(br#"[{"a":1}, 2, "x", [3]]"#)).unwrap();
+        assert_eq!(many, vec![&br#"{"a":1}"#[..], b"2", br#""x""#, b"[3]"]);
+        assert!(split_json(&Bytes::from_static(b"[]")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = split_json(&Bytes::from_static(b"[{\"a\":1},\n {\"b\":}]")).unwrap_err();
+        match err {
+            FormatError::Malformed {
+                line,
+                column,
+                reason,
+            } => {
+                assert_eq!((line, column), (2, 7));
+                assert!(!reason.contains("at line"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            split_json(&Bytes::from_static(b"{} {}")).is_err(),
+            "trailing value"
+        );
+        assert!(split_json(&Bytes::from_static(b"")).is_err());
+    }
+
+    #[test]
+    fn ndjson_skips_blank_lines_and_names_bad_line() {
+        let items = split_ndjson(&Bytes::from_static(b"{\"a\":1}\r\n\n  \n[2]\n")).unwrap();
+        assert_eq!(items, vec![&b"{\"a\":1}"[..], b"[2]"]);
+        let err = split_ndjson(&Bytes::from_static(b"1\n2\n{x\n")).unwrap_err();
+        let FormatError::Malformed { line, reason, .. } = err else {
+            panic!()
+        };
+        assert_eq!(line, 3);
+        assert!(reason.starts_with("record 2:"), "{reason}");
+    }
+
+    proptest! {
+        #[test]
+        fn split_never_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let body = Bytes::from(body);
+            let _ = split_json(&body);
+            let _ = split_ndjson(&body);
+        }
+
+        #[test]
+        fn array_roundtrip(values in proptest::collection::vec(any::<i64>(), 0..20)) {
+            let body = Bytes::from(serde_json::to_vec(&values).unwrap());
+            let items = split_json(&body).unwrap();
+            let back: Vec<i64> = items.iter().map(|i| serde_json::from_slice(i).unwrap()).collect();
+            prop_assert_eq!(back, values);
+        }
+    }
+}
