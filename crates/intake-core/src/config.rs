@@ -1,0 +1,151 @@
+//! Settings of the core: where data lives, the catalog, log tuning and
+//! ingest limits. Part of `intake.toml`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use intake_format::api::StreamDefinition;
+use intake_log::{PartitionConfig, RecoveryMode};
+use serde::{Deserialize, Serialize};
+
+/// Log tuning shared by every partition (`[log]` in `intake.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Roll to a new segment file once one reaches this many bytes
+    /// (default 128 MiB, at most 1 GiB).
+    pub segment_bytes: u64,
+    /// One sparse index entry per this many bytes of log (default 4096).
+    pub index_interval_bytes: u32,
+    /// Appends to one partition are refused (503 + Retry-After) while this
+    /// many bytes wait to be written (default 256 MiB).
+    pub max_pending_bytes: u64,
+    /// One write coalesces waiting appends up to this many bytes (default
+    /// 8 MiB).
+    pub max_group_bytes: usize,
+    /// On start, verify the checksum of every batch of sealed segments, not
+    /// only their tails (slower start; default false).
+    pub verify_on_open: bool,
+    /// On start, refuse to open a partition whose active segment has a torn
+    /// tail instead of truncating it (default false: truncate, since a torn
+    /// tail was never acknowledged).
+    pub refuse_torn_tail: bool,
+    /// How often retention runs (default "30s").
+    #[serde(with = "humantime_serde")]
+    pub retention_check_interval: Duration,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        let p = PartitionConfig::default();
+        Self {
+            segment_bytes: p.segment_bytes,
+            index_interval_bytes: p.index_interval_bytes,
+            max_pending_bytes: p.max_pending_bytes,
+            max_group_bytes: p.max_group_bytes,
+            verify_on_open: false,
+            refuse_torn_tail: false,
+            retention_check_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl LogSettings {
+    /// The partition config these settings give, before per-stream choices.
+    pub fn partition_config(&self) -> PartitionConfig {
+        PartitionConfig {
+            segment_bytes: self.segment_bytes,
+            index_interval_bytes: self.index_interval_bytes,
+            max_pending_bytes: self.max_pending_bytes,
+            max_group_bytes: self.max_group_bytes,
+            verify_on_open: self.verify_on_open,
+            recovery: if self.refuse_torn_tail {
+                RecoveryMode::AbsoluteConsistency
+            } else {
+                RecoveryMode::TolerateCorruptTail
+            },
+            ..PartitionConfig::default()
+        }
+    }
+}
+
+/// Limits every push is held to, whatever the face (`[limits]`, shared with
+/// the HTTP limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestLimits {
+    /// Most records one request may carry (default 100000).
+    pub max_records_per_request: usize,
+    /// Largest single record, in bytes (default 1 MiB).
+    pub max_record_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_records_per_request: 100_000,
+            max_record_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Settings of a node's core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreConfig {
+    /// Root of the data directory.
+    pub data_dir: PathBuf,
+    /// Catalog URL; `None` for the embedded SQLite file in `data_dir`.
+    pub catalog: Option<String>,
+    /// Create a schemaless JSON stream when a push names an unknown one.
+    pub auto_create_streams: bool,
+    /// Log tuning.
+    pub log: LogSettings,
+    /// Ingest limits.
+    pub limits: IngestLimits,
+    /// Streams declared in the config file; created or updated at start.
+    pub streams: Vec<StreamDefinition>,
+}
+
+impl CoreConfig {
+    /// Defaults rooted at `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            catalog: None,
+            auto_create_streams: false,
+            log: LogSettings::default(),
+            limits: IngestLimits::default(),
+            streams: Vec::new(),
+        }
+    }
+
+    /// The catalog URL to connect to.
+    pub fn catalog_url(&self) -> String {
+        self.catalog.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("catalog.db").display()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_log_settings_roundtrip_and_are_valid() {
+        let s = LogSettings::default();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains("\"retention_check_interval\":\"30s\""),
+            "{text}"
+        );
+        let back: LogSettings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        s.partition_config().validate().unwrap();
+        let l: IngestLimits = serde_json::from_str("{}").unwrap();
+        assert_eq!(l, IngestLimits::default());
+    }
+}

@@ -1,0 +1,106 @@
+//! The errors of the core.
+
+use intake_format::FormatError;
+
+/// Everything the core can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No stream has this name.
+    #[error("stream {name:?} does not exist")]
+    StreamNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A stream with this name exists already.
+    #[error("stream {name:?} already exists")]
+    StreamExists {
+        /// The name.
+        name: String,
+    },
+    /// The stream is paused and refuses records.
+    #[error("stream {name:?} is paused; resume it to accept records")]
+    StreamPaused {
+        /// The stream.
+        name: String,
+    },
+    /// The stream has no such partition.
+    #[error("stream {stream:?} has no partition {partition} (it has {partitions})")]
+    PartitionNotFound {
+        /// The stream.
+        stream: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many it has.
+        partitions: u32,
+    },
+    /// A stream definition is not acceptable.
+    #[error("invalid stream definition: {field}: {reason}")]
+    InvalidDefinition {
+        /// The field at fault.
+        field: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// A body or record could not be decoded or validated.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// More records in one request than allowed.
+    #[error("{count} records in one request; at most {limit} are accepted")]
+    TooManyRecords {
+        /// Records in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// One record is larger than allowed.
+    #[error("record {index}: {len} bytes; at most {limit} are accepted per record")]
+    RecordTooLarge {
+        /// 0-based position in the request.
+        index: usize,
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The log refused or failed.
+    #[error(transparent)]
+    Log(#[from] intake_log::Error),
+    /// The catalog database failed.
+    #[error("catalog: {0}")]
+    Catalog(#[from] sqlx::Error),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// A file-system operation outside the log failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn definition(field: &str, reason: impl Into<String>) -> Self {
+        Self::InvalidDefinition {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the request may succeed if sent again later unchanged.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Log(e) => e.is_retryable(),
+            Self::ShuttingDown | Self::Catalog(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,603 @@
+//! A node: the catalog, the open streams and their partitions, and the
+//! background work (retention) that keeps them in shape.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use intake_format::RecordCodec;
+use intake_format::api::{
+    FsyncMode, MAX_PARTITIONS, StreamDefinition, StreamKind, StreamState, check_stream_name,
+};
+use intake_log::{Filesystem, FsyncPolicy, Partition, PartitionConfig, Retention, StdFilesystem};
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::catalog::Catalog;
+use crate::config::CoreConfig;
+use crate::error::{Error, Result};
+use crate::ingest::{IngestOutcome, IngestRequest, ingest};
+use crate::stream::Stream;
+
+/// Default sync period of `fsync = "interval"` streams.
+const DEFAULT_FSYNC_INTERVAL_MS: u64 = 1000;
+
+/// Every open stream, and the indexes the faces route by.
+#[derive(Debug, Default)]
+struct Registry {
+    streams: BTreeMap<String, Arc<Stream>>,
+    inlong: HashMap<(String, String), Arc<Stream>>,
+    datahub: HashMap<String, Arc<Stream>>,
+    datasource: HashMap<String, Vec<Arc<Stream>>>,
+}
+
+impl Registry {
+    fn build(streams: BTreeMap<String, Arc<Stream>>) -> Self {
+        let mut r = Self {
+            streams,
+            ..Self::default()
+        };
+        for stream in r.streams.values() {
+            let def = stream.definition();
+            for b in &def.bindings.inlong {
+                r.inlong.insert(
+                    (b.group_id.clone(), b.stream_id.clone()),
+                    Arc::clone(stream),
+                );
+            }
+            if let Some(id) = &def.bindings.datahub_id {
+                r.datahub.insert(id.clone(), Arc::clone(stream));
+            }
+            if let Some(ds) = &def.bindings.datasource {
+                r.datasource
+                    .entry(ds.path.clone())
+                    .or_default()
+                    .push(Arc::clone(stream));
+            }
+        }
+        r
+    }
+
+    /// Refuses bindings another stream already holds.
+    fn check_bindings(&self, def: &StreamDefinition) -> Result<()> {
+        let taken = |what: String, by: &Stream| {
+            Err(Error::definition(
+                "bindings",
+                format!("{what} is already bound to stream {:?}", by.name()),
+            ))
+        };
+        for b in &def.bindings.inlong {
+            if let Some(s) = self.inlong.get(&(b.group_id.clone(), b.stream_id.clone()))
+                && s.name() != def.name
+            {
+                return taken(
+                    format!("InLong groupId {:?} streamId {:?}", b.group_id, b.stream_id),
+                    s,
+                );
+            }
+        }
+        if let Some(id) = &def.bindings.datahub_id
+            && let Some(s) = self.datahub.get(id)
+            && s.name() != def.name
+        {
+            return taken(format!("DataHubId {id:?}"), s);
+        }
+        if let Some(ds) = &def.bindings.datasource {
+            for s in self.datasource.get(&ds.path).into_iter().flatten() {
+                if s.name() == def.name {
+                    continue;
+                }
+                let theirs = s.definition().bindings.datasource;
+                let both_shared = ds.shared && theirs.as_ref().is_some_and(|t| t.shared);
+                if !both_shared {
+                    return taken(
+                        format!(
+                            "datasource path {:?} (set shared = true on every stream to share it)",
+                            ds.path
+                        ),
+                        s,
+                    );
+                }
+                if theirs.is_some_and(|t| t.method != ds.method) {
+                    return Err(Error::definition(
+                        "bindings.datasource.method",
+                        format!("streams sharing {:?} must use the same method", ds.path),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A node's core.
+#[derive(Debug)]
+pub struct Node {
+    config: CoreConfig,
+    catalog: Catalog,
+    fs: Arc<dyn Filesystem>,
+    registry: RwLock<Arc<Registry>>,
+    /// Serialises changes to the set of streams.
+    changes: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Checks a definition and fills in what defaults depend on other fields.
+///
+/// # Errors
+/// [`Error::InvalidDefinition`] naming the field.
+pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinition> {
+    check_stream_name(&def.name).map_err(|reason| Error::definition("name", reason))?;
+    if def.partitions == 0 || def.partitions > MAX_PARTITIONS {
+        return Err(Error::definition(
+            "partitions",
+            format!("{} is not between 1 and {MAX_PARTITIONS}", def.partitions),
+        ));
+    }
+    match (def.kind, def.retain_size) {
+        (StreamKind::Table, None | Some(0)) => {
+            return Err(Error::definition(
+                "retain_size",
+                "a table needs retain_size of at least 1",
+            ));
+        }
+        (StreamKind::Table, Some(_)) => {
+            return Err(Error::definition(
+                "kind",
+                "tables are not supported yet; use kind = \"stream\"",
+            ));
+        }
+        (StreamKind::Stream, Some(_)) => {
+            return Err(Error::definition(
+                "retain_size",
+                "only tables have a retain_size",
+            ));
+        }
+        (StreamKind::Stream, None) => {}
+    }
+    match (def.fsync, def.fsync_interval_ms) {
+        (FsyncMode::Interval, None) => def.fsync_interval_ms = Some(DEFAULT_FSYNC_INTERVAL_MS),
+        (FsyncMode::Interval, Some(0)) => {
+            return Err(Error::definition("fsync_interval_ms", "must be at least 1"));
+        }
+        (FsyncMode::Always | FsyncMode::Never, Some(_)) => {
+            return Err(Error::definition(
+                "fsync_interval_ms",
+                "only applies to fsync = \"interval\"",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(ds) = &mut def.bindings.datasource {
+        if !ds.path.starts_with('/') || ds.path.contains(['?', '#']) {
+            return Err(Error::definition(
+                "bindings.datasource.path",
+                format!("{:?} must be a URL path starting with '/'", ds.path),
+            ));
+        }
+        ds.method = ds.method.to_ascii_uppercase();
+        if ds.method != "POST" && ds.method != "PUT" {
+            return Err(Error::definition(
+                "bindings.datasource.method",
+                format!("{:?} is not accepted; use POST or PUT", ds.method),
+            ));
+        }
+    }
+    for b in &def.bindings.inlong {
+        if b.group_id.is_empty() || b.stream_id.is_empty() {
+            return Err(Error::definition(
+                "bindings.inlong",
+                "group_id and stream_id must not be empty",
+            ));
+        }
+    }
+    if def.bindings.datahub_id.as_deref() == Some("") {
+        return Err(Error::definition(
+            "bindings.datahub_id",
+            "must not be empty",
+        ));
+    }
+    RecordCodec::new(&def).map_err(|e| match e {
+        intake_format::FormatError::InvalidDefinition { field, reason } => {
+            Error::InvalidDefinition { field, reason }
+        }
+        other => Error::definition("definition", other.to_string()),
+    })?;
+    Ok(def)
+}
+
+impl Node {
+    /// Opens the catalog and every stream in it (recovering their logs),
+    /// creating or updating the streams the config declares.
+    ///
+    /// # Errors
+    /// Catalog, definition or log errors; a damaged log names file and
+    /// position.
+    pub async fn open(config: CoreConfig) -> Result<Arc<Self>> {
+        Self::open_with_filesystem(config, Arc::new(StdFilesystem)).await
+    }
+
+    /// [`Node::open`] on a chosen file system (for fault-injection tests).
+    ///
+    /// # Errors
+    /// As [`Node::open`].
+    pub async fn open_with_filesystem(
+        config: CoreConfig,
+        fs: Arc<dyn Filesystem>,
+    ) -> Result<Arc<Self>> {
+        config
+            .log
+            .partition_config()
+            .validate()
+            .map_err(|e| Error::definition("log", e.to_string()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+            op: "create",
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let catalog = Catalog::connect(&config.catalog_url()).await?;
+        for declared in &config.streams {
+            let declared = normalize_definition(declared.clone())?;
+            match catalog.get(&declared.name).await? {
+                None => catalog.insert(&declared).await?,
+                Some(stored) => {
+                    if stored.partitions != declared.partitions {
+                        return Err(Error::definition(
+                            "partitions",
+                            format!(
+                                "stream {:?} has {} partitions; the config says {} (partitions cannot change)",
+                                declared.name, stored.partitions, declared.partitions
+                            ),
+                        ));
+                    }
+                    let mut updated = declared.clone();
+                    updated.state = stored.state;
+                    if updated != stored {
+                        catalog.update(&updated).await?;
+                    }
+                }
+            }
+        }
+        let node = Arc::new(Self {
+            config,
+            catalog,
+            fs,
+            registry: RwLock::new(Arc::new(Registry::default())),
+            changes: tokio::sync::Mutex::new(()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let mut streams = BTreeMap::new();
+        for def in node.catalog.list().await? {
+            let stream = node.open_stream(normalize_definition(def)?).await?;
+            streams.insert(stream.name().to_owned(), Arc::new(stream));
+        }
+        tracing::info!(streams = streams.len(), "streams opened");
+        *node.registry.write() = Arc::new(Registry::build(streams));
+        node.spawn_retention();
+        Ok(node)
+    }
+
+    /// The config the node runs with.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read())
+    }
+
+    fn stream_dir(&self, name: &str) -> PathBuf {
+        self.config.data_dir.join("streams").join(name)
+    }
+
+    fn partition_config(&self, def: &StreamDefinition) -> PartitionConfig {
+        PartitionConfig {
+            fsync: match def.fsync {
+                FsyncMode::Always => FsyncPolicy::Always,
+                FsyncMode::Never => FsyncPolicy::Never,
+                FsyncMode::Interval => FsyncPolicy::Interval(std::time::Duration::from_millis(
+                    def.fsync_interval_ms.unwrap_or(DEFAULT_FSYNC_INTERVAL_MS),
+                )),
+            },
+            ..self.config.log.partition_config()
+        }
+    }
+
+    async fn open_stream(&self, def: StreamDefinition) -> Result<Stream> {
+        let codec = RecordCodec::new(&def)?;
+        let dir = self.stream_dir(&def.name);
+        let config = self.partition_config(&def);
+        let fs = Arc::clone(&self.fs);
+        let count = def.partitions;
+        let partitions = tokio::task::spawn_blocking(move || {
+            (0..count)
+                .map(|p| {
+                    Partition::open(Arc::clone(&fs), dir.join(p.to_string()), config.clone())
+                        .map(Arc::new)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| Error::Io {
+            op: "open partitions of",
+            path: def.name.clone(),
+            source: std::io::Error::other(e),
+        })??;
+        Ok(Stream::new(def, codec, partitions))
+    }
+
+    /// A stream by name.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`].
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>> {
+        self.registry()
+            .streams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::StreamNotFound {
+                name: name.to_owned(),
+            })
+    }
+
+    /// A stream by name, created as a schemaless JSON stream when it does
+    /// not exist and `auto_create_streams` is on.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`] when it does not exist and may not be made.
+    pub async fn stream_for_push(&self, name: &str) -> Result<Arc<Stream>> {
+        match self.stream(name) {
+            Err(Error::StreamNotFound { .. }) if self.config.auto_create_streams => {
+                match self.create_stream(StreamDefinition::new(name)).await {
+                    Ok(s) => Ok(s),
+                    Err(Error::StreamExists { .. }) => self.stream(name),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Every stream, by name.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.registry().streams.values().cloned().collect()
+    }
+
+    /// The stream an InLong groupId/streamId pair is bound to.
+    pub fn stream_by_inlong(&self, group_id: &str, stream_id: &str) -> Option<Arc<Stream>> {
+        self.registry()
+            .inlong
+            .get(&(group_id.to_owned(), stream_id.to_owned()))
+            .cloned()
+    }
+
+    /// True when some stream is bound to this InLong group.
+    pub fn has_inlong_group(&self, group_id: &str) -> bool {
+        self.registry().inlong.keys().any(|(g, _)| g == group_id)
+    }
+
+    /// The stream a CKafka DataHubId is bound to.
+    pub fn stream_by_datahub(&self, datahub_id: &str) -> Option<Arc<Stream>> {
+        self.registry().datahub.get(datahub_id).cloned()
+    }
+
+    /// The streams bound to an eKuiper-style push path.
+    pub fn streams_by_datasource(&self, path: &str) -> Vec<Arc<Stream>> {
+        self.registry()
+            .datasource
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Creates a stream: checks the definition, stores it, opens its log.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDefinition`], [`Error::StreamExists`], catalog or
+    /// log errors.
+    pub async fn create_stream(&self, def: StreamDefinition) -> Result<Arc<Stream>> {
+        let def = normalize_definition(def)?;
+        let _guard = self.changes.lock().await;
+        let registry = self.registry();
+        if registry.streams.contains_key(&def.name) {
+            return Err(Error::StreamExists { name: def.name });
+        }
+        registry.check_bindings(&def)?;
+        self.clear_orphan_dir(&def.name)?;
+        self.catalog.insert(&def).await?;
+        let stream = match self.open_stream(def.clone()).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                self.catalog.delete(&def.name).await.ok();
+                return Err(e);
+            }
+        };
+        let mut streams = registry.streams.clone();
+        streams.insert(def.name.clone(), Arc::clone(&stream));
+        *self.registry.write() = Arc::new(Registry::build(streams));
+        tracing::info!(stream = %def.name, partitions = def.partitions, "stream created");
+        Ok(stream)
+    }
+
+    /// A directory left by a stream whose catalog row is gone (a delete cut
+    /// short) is moved aside, never reused.
+    fn clear_orphan_dir(&self, name: &str) -> Result<()> {
+        let dir = self.stream_dir(name);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let trash = self.config.data_dir.join("trash");
+        let io = |op, path: &Path| {
+            let path = path.display().to_string();
+            move |source| Error::Io { op, path, source }
+        };
+        std::fs::create_dir_all(&trash).map_err(io("create", &trash))?;
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let target = trash.join(format!("{name}-{stamp}"));
+        tracing::warn!(from = %dir.display(), to = %target.display(), "moving aside the data of a stream that no longer exists");
+        std::fs::rename(&dir, &target).map_err(io("rename", &dir))
+    }
+
+    /// Deletes a stream and its data.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`], catalog errors.
+    pub async fn delete_stream(&self, name: &str) -> Result<()> {
+        let _guard = self.changes.lock().await;
+        let registry = self.registry();
+        let stream = registry
+            .streams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::StreamNotFound {
+                name: name.to_owned(),
+            })?;
+        self.catalog.delete(name).await?;
+        let mut streams = registry.streams.clone();
+        streams.remove(name);
+        *self.registry.write() = Arc::new(Registry::build(streams));
+        for p in &stream.partitions {
+            p.close().await.ok();
+        }
+        let dir = self.stream_dir(name);
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir))
+            .await
+            .map_err(|e| Error::Io {
+                op: "remove",
+                path: name.to_owned(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| Error::Io {
+                op: "remove",
+                path: name.to_owned(),
+                source,
+            })?;
+        tracing::info!(stream = name, "stream deleted");
+        Ok(())
+    }
+
+    /// Pauses or resumes a stream.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`], catalog errors.
+    pub async fn set_state(&self, name: &str, state: StreamState) -> Result<Arc<Stream>> {
+        let _guard = self.changes.lock().await;
+        let stream = self.stream(name)?;
+        let mut def = stream.definition();
+        def.state = state;
+        self.catalog.update(&def).await?;
+        stream.set_state(state);
+        tracing::info!(stream = name, ?state, "stream state changed");
+        Ok(stream)
+    }
+
+    /// Runs one push through the pipeline; returns once every record is
+    /// durable (or nothing was written).
+    ///
+    /// # Errors
+    /// [`Error::StreamPaused`], [`Error::Format`] naming the record,
+    /// limits, and log errors ([`Error::is_retryable`] tells which are
+    /// worth retrying).
+    pub async fn ingest(&self, stream: &Stream, request: IngestRequest) -> Result<IngestOutcome> {
+        if self.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        ingest(stream, request, &self.config.limits).await
+    }
+
+    /// Checks the catalog answers and no partition is poisoned.
+    ///
+    /// # Errors
+    /// What is not ready.
+    pub async fn ready(&self) -> Result<()> {
+        if self.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        self.catalog.ping().await?;
+        for stream in self.streams() {
+            if let Some(cause) = stream.poisoned() {
+                return Err(Error::Log(intake_log::Error::Poisoned {
+                    dir: self.stream_dir(stream.name()),
+                    cause,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// True once [`Node::shutdown`] has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    fn spawn_retention(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        let every = self.config.log.retention_check_interval;
+        let cancel = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let Some(node) = node.upgrade() else { return };
+                node.enforce_retention().await;
+            }
+        });
+    }
+
+    /// Runs retention on every stream that has a policy.
+    pub async fn enforce_retention(&self) {
+        for stream in self.streams() {
+            let def = stream.definition();
+            let retention = Retention {
+                max_age: def.retention_ms.map(std::time::Duration::from_millis),
+                max_bytes: def.retention_bytes,
+            };
+            if retention == Retention::default() {
+                continue;
+            }
+            for p in &stream.partitions {
+                let p = std::sync::Arc::clone(p);
+                let name = def.name.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    p.enforce_retention(&retention, None, SystemTime::now())
+                })
+                .await;
+                match result {
+                    Ok(Ok(report)) if report.segments > 0 => tracing::info!(
+                        stream = %name, segments = report.segments, bytes = report.bytes,
+                        start_offset = report.start_offset, "retention deleted segments"
+                    ),
+                    Ok(Err(e)) => tracing::error!(stream = %name, error = %e, "retention failed"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Stops background work, then writes and syncs what every partition
+    /// has queued, and closes the catalog.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        for stream in self.streams() {
+            for p in &stream.partitions {
+                if let Err(e) = p.close().await {
+                    tracing::error!(stream = stream.name(), error = %e, "final sync failed");
+                }
+            }
+        }
+        self.catalog.close().await;
+        tracing::info!("log closed");
+    }
+}
