@@ -273,6 +273,9 @@ pub struct AppendResponse {
 /// One record as the read and tail APIs show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordView {
+    /// Partition of the record.
+    #[serde(default)]
+    pub partition: u32,
     /// Offset in its partition.
     pub offset: u64,
     /// Milliseconds since the Unix epoch.

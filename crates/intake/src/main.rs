@@ -1,1 +1,246 @@
-fn main() {}
+//! The `intake` command: `serve` runs a node; `stream`, `push`, `tail` and
+//! `read` talk to one over HTTP.
+
+mod api;
+mod commands;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// intake: an HTTP push-ingestion gateway.
+#[derive(Debug, Parser)]
+#[command(name = "intake", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node.
+    Serve(ServeArgs),
+    /// Manage streams.
+    Stream {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: StreamCommand,
+    },
+    /// Push NDJSON lines (from FILE or standard input) to a stream, in batches.
+    Push {
+        #[command(flatten)]
+        target: Target,
+        /// The stream.
+        stream: String,
+        /// File of NDJSON lines; `-` or nothing for standard input.
+        file: Option<PathBuf>,
+        /// Records per request.
+        #[arg(long, default_value_t = 1000)]
+        batch_records: usize,
+        /// Bytes per request, at most (a single longer line is sent alone).
+        #[arg(long, default_value_t = 1024 * 1024)]
+        batch_bytes: usize,
+    },
+    /// Print a stream's records as they arrive (one JSON object per line).
+    Tail {
+        #[command(flatten)]
+        target: Target,
+        /// The stream.
+        stream: String,
+        /// `end` (only new records), `beginning`, or an offset.
+        #[arg(long, default_value = "end")]
+        from: String,
+        /// Only this partition.
+        #[arg(long)]
+        partition: Option<u32>,
+    },
+    /// Print records of one partition from an offset (one JSON object per line).
+    Read {
+        #[command(flatten)]
+        target: Target,
+        /// The stream.
+        stream: String,
+        /// The partition.
+        #[arg(long, default_value_t = 0)]
+        partition: u32,
+        /// First offset (default: the oldest retained).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Most records.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// Arguments of `intake serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Config file (TOML); every key can also be set by an `INTAKE_*`
+    /// environment variable (nested keys with `__`, e.g.
+    /// `INTAKE_LIMITS__MAX_BODY_BYTES`).
+    #[arg(long, env = "INTAKE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:46802].
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Data directory [default: ./intake-data].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Catalog database URL [default: SQLite in the data directory].
+    #[arg(long)]
+    pub(crate) catalog: Option<String>,
+    /// Create unknown streams on first push.
+    #[arg(long)]
+    pub(crate) auto_create_streams: bool,
+}
+
+/// Which node a client command talks to.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Target {
+    /// Base URL of the node.
+    #[arg(
+        long,
+        env = "INTAKE_URL",
+        default_value = "http://127.0.0.1:46802",
+        global = true
+    )]
+    pub(crate) url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum StreamCommand {
+    /// Create a stream.
+    Create {
+        /// Name of the stream.
+        name: String,
+        /// Number of partitions.
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// `always`, `interval` or `never`.
+        #[arg(long)]
+        fsync: Option<String>,
+        /// Field whose value becomes the key.
+        #[arg(long)]
+        key_field: Option<String>,
+        /// Field whose value becomes the timestamp.
+        #[arg(long)]
+        timestamp_field: Option<String>,
+        /// A full JSON definition (as for POST /v1/streams) from a file or `-`;
+        /// the flags above override its fields.
+        #[arg(long)]
+        definition: Option<PathBuf>,
+    },
+    /// List streams.
+    List,
+    /// Show one stream with its offsets.
+    Show {
+        /// The stream.
+        name: String,
+    },
+    /// Delete a stream and its data.
+    Delete {
+        /// The stream.
+        name: String,
+    },
+    /// Pause a stream: every face refuses its records.
+    Pause {
+        /// The stream.
+        name: String,
+    },
+    /// Resume a paused stream.
+    Resume {
+        /// The stream.
+        name: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Stream { target, command } => {
+                let client = api::Client::new(&target.url)?;
+                match command {
+                    StreamCommand::Create {
+                        name,
+                        partitions,
+                        fsync,
+                        key_field,
+                        timestamp_field,
+                        definition,
+                    } => {
+                        let flags = commands::CreateFlags {
+                            partitions,
+                            fsync,
+                            key_field,
+                            timestamp_field,
+                        };
+                        commands::create_stream(&client, name, definition, flags).await
+                    }
+                    StreamCommand::List => commands::list_streams(&client).await,
+                    StreamCommand::Show { name } => commands::show_stream(&client, &name).await,
+                    StreamCommand::Delete { name } => commands::delete_stream(&client, &name).await,
+                    StreamCommand::Pause { name } => {
+                        commands::set_state(&client, &name, true).await
+                    }
+                    StreamCommand::Resume { name } => {
+                        commands::set_state(&client, &name, false).await
+                    }
+                }
+            }
+            Command::Push {
+                target,
+                stream,
+                file,
+                batch_records,
+                batch_bytes,
+            } => {
+                let client = api::Client::new(&target.url)?;
+                commands::push(&client, &stream, file, batch_records, batch_bytes).await
+            }
+            Command::Tail {
+                target,
+                stream,
+                from,
+                partition,
+            } => commands::tail(&api::Client::new(&target.url)?, &stream, &from, partition).await,
+            Command::Read {
+                target,
+                stream,
+                partition,
+                offset,
+                limit,
+            } => {
+                commands::read(
+                    &api::Client::new(&target.url)?,
+                    &stream,
+                    partition,
+                    offset,
+                    limit,
+                )
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

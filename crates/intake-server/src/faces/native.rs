@@ -1,0 +1,328 @@
+//! The native face: `/v1/streams...`, stream management, push, read by
+//! offset and live tail (SSE), in the shapes of DESIGN.md's API contract.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post, put};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::Stream as FuturesStream;
+use futures::StreamExt;
+use intake_core::{IngestRequest, Record, Stream};
+use intake_format::Framing;
+use intake_format::api::{
+    AppendResponse, ReadResponse, RecordView, StateChange, StreamDefinition, StreamList, StreamView,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+use crate::extract::{AdminJson, ApiPath, ApiQuery, PushBody, is_json, media_type};
+use crate::state::AppState;
+
+/// Records a tail reads from a partition at once.
+const TAIL_READ_RECORDS: usize = 500;
+/// Records a read returns when `limit` is not given.
+const DEFAULT_READ_LIMIT: usize = 100;
+
+/// The routes of the native face.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/streams", post(create_stream).get(list_streams))
+        .route("/v1/streams/{name}", get(show_stream).delete(delete_stream))
+        .route("/v1/streams/{name}/state", put(set_state))
+        .route("/v1/streams/{name}/records", post(push))
+        .route(
+            "/v1/streams/{name}/partitions/{partition}/records",
+            get(read),
+        )
+        .route("/v1/streams/{name}/tail", get(tail))
+}
+
+async fn create_stream(
+    State(state): State<AppState>,
+    AdminJson(def): AdminJson<StreamDefinition>,
+) -> Result<(StatusCode, Json<StreamView>), ApiError> {
+    let stream = state.node.create_stream(def).await?;
+    Ok((StatusCode::CREATED, Json(stream.view())))
+}
+
+async fn list_streams(State(state): State<AppState>) -> Json<StreamList> {
+    Json(StreamList {
+        streams: state.node.streams().iter().map(|s| s.view()).collect(),
+    })
+}
+
+async fn show_stream(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<StreamView>, ApiError> {
+    Ok(Json(state.node.stream(&name)?.view()))
+}
+
+async fn delete_stream(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.node.delete_stream(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_state(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    AdminJson(change): AdminJson<StateChange>,
+) -> Result<Json<StreamView>, ApiError> {
+    Ok(Json(
+        state.node.set_state(&name, change.state).await?.view(),
+    ))
+}
+
+const JSON_TYPES: &str = "application/json or application/x-ndjson";
+
+/// How a native push body holds its records, from its content type.
+fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiError> {
+    let ndjson = |media: &str| {
+        matches!(
+            media,
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
+        )
+    };
+    match content_type {
+        None => Ok(
+            if stream.definition().format == intake_format::api::Format::Ndjson {
+                Framing::Ndjson
+            } else {
+                Framing::Json
+            },
+        ),
+        Some(ct) if is_json(ct) => Ok(Framing::Json),
+        Some(ct) if ndjson(&media_type(ct)) => Ok(Framing::Ndjson),
+        Some(ct) => Err(ApiError::UnsupportedMediaType {
+            got: ct.to_owned(),
+            accepted: JSON_TYPES,
+        }),
+    }
+}
+
+async fn push(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    body: PushBody,
+) -> Result<Json<AppendResponse>, ApiError> {
+    let stream = state.node.stream_for_push(&name).await?;
+    let content_type = body
+        .headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let framing = framing(content_type, &stream)?;
+    let outcome = state
+        .node
+        .ingest(&stream, IngestRequest::body(body.body, framing))
+        .await?;
+    Ok(Json(AppendResponse {
+        records: outcome.records,
+        partitions: outcome.partitions,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadParams {
+    /// First offset; the oldest retained when absent.
+    offset: Option<u64>,
+    /// Most records to return.
+    limit: Option<usize>,
+    /// Most payload bytes to return.
+    max_bytes: Option<usize>,
+}
+
+/// Text for bytes that should be text: the string if UTF-8, else base64.
+fn text_or_base64(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => BASE64.encode(bytes),
+    }
+}
+
+/// A record in the API's shape: JSON streams show the value as JSON, others
+/// as a base64 string.
+pub(crate) fn record_view(partition: u32, record: Record, json: bool) -> RecordView {
+    let value = if json {
+        std::str::from_utf8(&record.value)
+            .ok()
+            .and_then(|s| RawValue::from_string(s.to_owned()).ok())
+    } else {
+        None
+    };
+    let value = value.unwrap_or_else(|| {
+        let quoted =
+            serde_json::to_string(&BASE64.encode(&record.value)).unwrap_or_else(|_| "\"\"".into());
+        RawValue::from_string(quoted).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    });
+    RecordView {
+        partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        key: record.key.as_deref().map(text_or_base64),
+        value,
+        headers: record
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), text_or_base64(&h.value)))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+async fn read(
+    State(state): State<AppState>,
+    ApiPath((name, partition)): ApiPath<(String, u32)>,
+    ApiQuery(params): ApiQuery<ReadParams>,
+) -> Result<Json<ReadResponse>, ApiError> {
+    let stream = state.node.stream(&name)?;
+    let p = Arc::clone(stream.partition(partition)?);
+    let offset = params.offset.unwrap_or_else(|| p.start_offset());
+    let limit = params
+        .limit
+        .unwrap_or(DEFAULT_READ_LIMIT)
+        .clamp(1, state.limits.max_read_records);
+    let max_bytes = params
+        .max_bytes
+        .unwrap_or(state.limits.max_read_bytes)
+        .clamp(1, state.limits.max_read_bytes);
+    let batch = tokio::task::spawn_blocking(move || p.read(offset, limit, max_bytes))
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("read failed: {e}")))?
+        .map_err(intake_core::Error::from)?;
+    let json = stream.definition().format.stores_json();
+    Ok(Json(ReadResponse {
+        records: batch
+            .records
+            .into_iter()
+            .map(|r| record_view(partition, r, json))
+            .collect(),
+        next_offset: batch.next_offset,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TailParams {
+    /// `end` (default), `beginning`, or an offset.
+    from: Option<String>,
+    /// Only this partition (default: all).
+    partition: Option<u32>,
+}
+
+/// Where a tail starts in a partition.
+#[derive(Debug, Clone, Copy)]
+enum TailStart {
+    End,
+    Beginning,
+    Offset(u64),
+}
+
+fn tail_start(from: Option<&str>) -> Result<TailStart, ApiError> {
+    match from {
+        None | Some("end") => Ok(TailStart::End),
+        Some("beginning" | "start") => Ok(TailStart::Beginning),
+        Some(other) => other.parse().map(TailStart::Offset).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "from={other:?} is not accepted; use end, beginning or an offset"
+            ))
+        }),
+    }
+}
+
+/// The records of one partition from `cursor` on, waiting for new ones.
+fn partition_tail(
+    partition: u32,
+    log: Arc<intake_core::Partition>,
+    start: TailStart,
+    json: bool,
+) -> impl FuturesStream<Item = Result<Event, Infallible>> {
+    let cursor = match start {
+        TailStart::End => log.next_offset(),
+        TailStart::Beginning => log.start_offset(),
+        TailStart::Offset(o) => o.clamp(log.start_offset(), log.next_offset()),
+    };
+    let watch = log.subscribe();
+    let state = (log, cursor, watch, VecDeque::<Record>::new());
+    futures::stream::unfold(
+        state,
+        move |(log, mut cursor, mut watch, mut buffered)| async move {
+            loop {
+                if let Some(record) = buffered.pop_front() {
+                    let view = record_view(partition, record, json);
+                    let event = Event::default()
+                        .id(format!("{partition}:{}", view.offset))
+                        .json_data(&view)
+                        .unwrap_or_else(|_| Event::default().comment("unencodable record"));
+                    return Some((Ok(event), (log, cursor, watch, buffered)));
+                }
+                watch.borrow_and_update();
+                if cursor < log.next_offset() {
+                    let reader = Arc::clone(&log);
+                    let from = cursor;
+                    match tokio::task::spawn_blocking(move || {
+                        reader.read(from, TAIL_READ_RECORDS, 1 << 20)
+                    })
+                    .await
+                    {
+                        Ok(Ok(batch)) => {
+                            cursor = batch.next_offset;
+                            buffered.extend(batch.records);
+                            continue;
+                        }
+                        Ok(Err(intake_core::LogError::OffsetOutOfRange { earliest, .. })) => {
+                            // Retention overtook the reader: skip to what is left.
+                            cursor = earliest.max(cursor);
+                            continue;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "tail read failed");
+                            return None;
+                        }
+                        Err(_) => return None,
+                    }
+                }
+                if watch.changed().await.is_err() {
+                    return None;
+                }
+            }
+        },
+    )
+}
+
+async fn tail(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<TailParams>,
+) -> Result<Sse<impl FuturesStream<Item = Result<Event, Infallible>>>, ApiError> {
+    let stream = state.node.stream(&name)?;
+    let start = tail_start(params.from.as_deref())?;
+    let partitions: Vec<u32> = match params.partition {
+        Some(p) => {
+            stream.partition(p)?;
+            vec![p]
+        }
+        None => (0..stream.partition_count()).collect(),
+    };
+    let json = stream.definition().format.stores_json();
+    let mut tails = Vec::new();
+    for p in partitions {
+        let log = Arc::clone(stream.partition(p)?);
+        tails.push(partition_tail(p, log, start, json).boxed());
+    }
+    let events =
+        futures::stream::select_all(tails).take_until(state.draining.clone().cancelled_owned());
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

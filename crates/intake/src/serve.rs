@@ -1,0 +1,101 @@
+//! `intake serve`: load the config, open the node, listen, and shut down
+//! cleanly on SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use intake_core::Node;
+use intake_server::{AppState, Config};
+use tracing_subscriber::EnvFilter;
+
+use crate::ServeArgs;
+
+/// Environment variables that are not config keys.
+const NOT_CONFIG: &[&str] = &["config", "url", "log"];
+
+/// The config from defaults, the file, `INTAKE_*` variables and flags, in
+/// that order of precedence (last wins).
+pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = &args.config {
+        anyhow::ensure!(
+            Path::new(path).exists(),
+            "config file {} does not exist",
+            path.display()
+        );
+        figment = figment.merge(Toml::file(path));
+    }
+    figment = figment.merge(Env::prefixed("INTAKE_").ignore(NOT_CONFIG).split("__"));
+    let mut config: Config = figment.extract().context("invalid configuration")?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(catalog) = &args.catalog {
+        config.catalog = Some(catalog.clone());
+    }
+    if args.auto_create_streams {
+        config.auto_create_streams = true;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("INTAKE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let config = load_config(&args)?;
+    let node = Node::open(config.core())
+        .await
+        .with_context(|| format!("cannot open the node in {}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(node, config.limits);
+    println!("listening on {addr}");
+    std::io::stdout().flush().ok();
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening");
+    intake_server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
