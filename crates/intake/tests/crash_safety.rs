@@ -147,7 +147,7 @@ async fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let acked = Arc::new(Mutex::new(HashMap::new()));
-    let mut next_seq = vec![0u64; CLIENTS];
+    let mut next_seq = [0u64; CLIENTS];
 
     let server = Server::start(dir.path());
     let created = http
