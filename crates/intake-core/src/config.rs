@@ -23,6 +23,11 @@ pub struct LogSettings {
     /// One write coalesces waiting appends up to this many bytes (default
     /// 8 MiB).
     pub max_group_bytes: usize,
+    /// Under fsync = "always", a group of appends much smaller than the
+    /// previous one waits up to this long for more before its fsync
+    /// (default "200us"; "0s" turns it off).
+    #[serde(with = "humantime_serde")]
+    pub group_commit_delay: Duration,
     /// On start, verify the checksum of every batch of sealed segments, not
     /// only their tails (slower start; default false).
     pub verify_on_open: bool,
@@ -43,6 +48,7 @@ impl Default for LogSettings {
             index_interval_bytes: p.index_interval_bytes,
             max_pending_bytes: p.max_pending_bytes,
             max_group_bytes: p.max_group_bytes,
+            group_commit_delay: p.group_commit_delay,
             verify_on_open: false,
             refuse_torn_tail: false,
             retention_check_interval: Duration::from_secs(30),
@@ -58,6 +64,7 @@ impl LogSettings {
             index_interval_bytes: self.index_interval_bytes,
             max_pending_bytes: self.max_pending_bytes,
             max_group_bytes: self.max_group_bytes,
+            group_commit_delay: self.group_commit_delay,
             verify_on_open: self.verify_on_open,
             recovery: if self.refuse_torn_tail {
                 RecoveryMode::AbsoluteConsistency

@@ -174,16 +174,24 @@ pub(crate) async fn ingest(
         });
     }
     let records = placement.len();
-    let appends = per_partition
+    let mut used: Vec<(u32, Vec<NewRecord>)> = per_partition
         .into_iter()
         .enumerate()
         .filter(|(_, records)| !records.is_empty())
-        .map(|(p, records)| async move {
-            let batch = EncodedBatch::encode(&records)?;
-            let appended = stream.partitions[p].append(batch).await?;
-            Ok::<_, Error>((p as u32, appended))
-        });
-    let appended = try_join_all(appends).await?;
+        .map(|(p, records)| (p as u32, records))
+        .collect();
+    let append = |p: u32, records: Vec<NewRecord>| async move {
+        let batch = EncodedBatch::encode(&records)?;
+        let appended = stream.partitions[p as usize].append(batch).await?;
+        Ok::<_, Error>((p, appended))
+    };
+    // Most requests touch one partition: no join machinery for them.
+    let appended = if used.len() == 1 {
+        let (p, records) = used.swap_remove(0);
+        vec![append(p, records).await?]
+    } else {
+        try_join_all(used.into_iter().map(|(p, records)| append(p, records))).await?
+    };
     let durable_at_ms = now_ms();
     let mut first_offsets = vec![0u64; partitions as usize];
     let partitions = appended

@@ -46,6 +46,11 @@ impl Stream {
         def
     }
 
+    /// The record format.
+    pub fn format(&self) -> intake_format::api::Format {
+        self.definition.format
+    }
+
     /// Active or paused.
     pub fn state(&self) -> StreamState {
         if self.paused.load(Ordering::Acquire) {

@@ -52,6 +52,8 @@ pub(crate) struct Writer {
     dirty: bool,
     last_sync: Instant,
     buf: Vec<u8>,
+    /// Appends in the previous group.
+    last_group: usize,
 }
 
 impl Writer {
@@ -69,6 +71,7 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            last_group: 0,
         }
     }
 
@@ -98,12 +101,29 @@ impl Writer {
                     other => controls.push(other),
                 };
             take(first, &mut appends, &mut group_bytes);
+            let started = Instant::now();
+            let delay = self.commit_delay();
             while group_bytes < self.shared.config.max_group_bytes {
                 match self.rx.try_recv() {
                     Ok(cmd) => take(cmd, &mut appends, &mut group_bytes),
-                    Err(_) => break,
+                    Err(_) => {
+                        // Adaptive group commit: while this group is much
+                        // smaller than the last one, the rest of that crowd is
+                        // likely on its way; wait a little for it rather than
+                        // spend a whole fsync on a few appends.
+                        let waited = started.elapsed();
+                        if delay.is_zero() || appends.len() * 2 > self.last_group || waited >= delay
+                        {
+                            break;
+                        }
+                        match self.rx.recv_timeout(delay - waited) {
+                            Ok(cmd) => take(cmd, &mut appends, &mut group_bytes),
+                            Err(_) => break,
+                        }
+                    }
                 }
             }
+            self.last_group = appends.len();
             if !appends.is_empty() {
                 self.write_group(appends);
             }
@@ -135,6 +155,16 @@ impl Writer {
             {
                 self.sync_if_dirty();
             }
+        }
+    }
+
+    /// How long a small group may wait for more appends (only worth it
+    /// when each group costs an fsync).
+    fn commit_delay(&self) -> Duration {
+        if self.shared.config.fsync == FsyncPolicy::Always {
+            self.shared.config.group_commit_delay
+        } else {
+            Duration::ZERO
         }
     }
 

@@ -127,3 +127,26 @@ async fn close_persists_and_refuses_later_appends() {
     let p = Partition::open(Arc::new(after), Path::new("/d/0"), config).unwrap();
     assert_eq!(p.next_offset(), 1);
 }
+
+#[tokio::test]
+async fn light_load_never_waits_for_company() {
+    // A huge group-commit delay must not slow sequential appends: a lone
+    // append is never held back hoping for others.
+    let fs: Arc<dyn Filesystem> = Arc::new(MemoryFilesystem::new());
+    let config = PartitionConfig {
+        group_commit_delay: Duration::from_secs(1),
+        ..PartitionConfig::default()
+    };
+    let p = Partition::open(fs, Path::new("/d/0"), config).unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..20u64 {
+        p.append(EncodedBatch::encode(&[NewRecord::new(0, value(i, 10))]).unwrap())
+            .await
+            .unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a sequential append waited: {:?}",
+        started.elapsed()
+    );
+}

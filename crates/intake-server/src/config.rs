@@ -26,6 +26,10 @@ pub struct Config {
     pub limits: Limits,
     /// Log tuning.
     pub log: LogSettings,
+    /// Threads serving HTTP; unset for one per CPU core. On a machine
+    /// that also runs the load (or another busy process), fewer threads
+    /// than cores leave room for the log writers and the kernel.
+    pub worker_threads: Option<usize>,
     /// Streams to create (or update) at start, same fields as
     /// `POST /v1/streams`.
     pub streams: Vec<StreamDefinition>,
@@ -40,6 +44,7 @@ impl Default for Config {
             auto_create_streams: false,
             limits: Limits::default(),
             log: LogSettings::default(),
+            worker_threads: None,
             streams: Vec::new(),
         }
     }
@@ -119,6 +124,9 @@ impl Config {
                 Ok(())
             }
         };
+        if let Some(threads) = self.worker_threads {
+            positive("worker_threads", threads)?;
+        }
         positive("limits.max_body_bytes", self.limits.max_body_bytes)?;
         positive(
             "limits.max_admin_body_bytes",

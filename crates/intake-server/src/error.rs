@@ -49,10 +49,10 @@ pub enum ApiError {
         path: String,
     },
     /// The route exists but not for this method.
-    #[error("method not allowed here; use {allow}")]
+    #[error("method {method} is not allowed here; the Allow header lists the accepted ones")]
     MethodNotAllowed {
-        /// The methods accepted, comma separated.
-        allow: String,
+        /// The method used.
+        method: String,
     },
     /// The request took longer than the configured timeout.
     #[error("the request took longer than {0:?}")]
@@ -175,11 +175,6 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if let Self::MethodNotAllowed { allow, .. } = self
-            && let Ok(v) = HeaderValue::from_str(allow)
-        {
-            response.headers_mut().insert(header::ALLOW, v);
         }
         response
     }

@@ -82,20 +82,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
     }
 }
 
-/// The media type of a `Content-Type` value, lowercased, without parameters.
-pub(crate) fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+/// The media type of a `Content-Type` value, without parameters.
+pub(crate) fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
+/// True when the media type of `content_type` is one of `types`, ignoring
+/// case.
+pub(crate) fn media_type_is(content_type: &str, types: &[&str]) -> bool {
+    let media = media_type(content_type);
+    types.iter().any(|t| media.eq_ignore_ascii_case(t))
 }
 
 /// `application/json` or any `+json` type.
 pub(crate) fn is_json(content_type: &str) -> bool {
     let media = media_type(content_type);
-    media == "application/json" || media.ends_with("+json")
+    media.eq_ignore_ascii_case("application/json")
+        || media
+            .get(media.len().saturating_sub(5)..)
+            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
 }
 
 /// Path parameters, rejected as 400 with a clear message.

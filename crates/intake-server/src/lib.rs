@@ -7,6 +7,7 @@
 //! end live tails, then close the log (write and fsync what is queued).
 
 mod config;
+mod drain;
 mod error;
 mod extract;
 mod faces;
@@ -19,9 +20,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, Uri, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -31,21 +31,24 @@ use tower_http::trace::TraceLayer;
 
 pub use config::{Config, InvalidParameter, Limits};
 pub use error::ApiError;
-pub use state::AppState;
+pub use state::{AppContext, AppState};
 
 /// The complete router of the main listener, with every limit applied.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits;
     let timeout = limits.request_timeout;
-    let routes = Router::new()
+    Router::new()
         .merge(faces::native::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Extractors enforce the configured body limits themselves, with
         // the face's error shape.
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_while_draining))
+        .layer(drain::RefuseWhileDrainingLayer {
+            draining: state.draining.clone(),
+        })
         .layer(
             ServiceBuilder::new()
                 .layer(
@@ -61,11 +64,7 @@ pub fn router(state: AppState) -> Router {
                 .concurrency_limit(limits.max_concurrent_requests)
                 .timeout(timeout),
         )
-        .with_state(state);
-    // Outside the routes, so the `Allow` header axum adds to 405s is there.
-    Router::new()
-        .fallback_service(routes)
-        .layer(middleware::map_response(json_method_not_allowed))
+        .with_state(state)
 }
 
 fn overload_response(e: &tower::BoxError, timeout: Duration) -> Response {
@@ -86,38 +85,11 @@ async fn route_not_found(method: Method, uri: Uri) -> ApiError {
     }
 }
 
-/// axum answers a wrong method with an empty 405 carrying `Allow`; give it
-/// the native error body, keeping the header.
-async fn json_method_not_allowed(response: Response) -> Response {
-    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED
-        || response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        return response;
+/// A wrong method: the native error body; axum adds the route's `Allow`.
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
     }
-    let allow = response
-        .headers()
-        .get(header::ALLOW)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    ApiError::MethodNotAllowed { allow }.into_response()
-}
-
-/// Once the drain has begun, requests on kept-alive connections are
-/// refused with 503 + Retry-After, and the connection is closed.
-async fn refuse_while_draining(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if state.draining.is_cancelled() {
-        let mut response = ApiError::ShuttingDown.into_response();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
-    }
-    next.run(req).await
 }
 
 /// Serves `listener` until `shutdown` resolves, then drains and closes the

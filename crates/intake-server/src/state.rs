@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use intake_core::Node;
@@ -7,9 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 
-/// Shared state of the HTTP layer.
+/// Shared state of the HTTP layer; cloning it is one reference count.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct AppContext {
     /// The node's core.
     pub node: Arc<Node>,
     /// Request limits.
@@ -22,10 +27,18 @@ pub struct AppState {
 impl AppState {
     /// State for a node with these limits.
     pub fn new(node: Arc<Node>, limits: Limits) -> Self {
-        Self {
+        Self(Arc::new(AppContext {
             node,
             limits,
             draining: CancellationToken::new(),
-        }
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
     }
 }

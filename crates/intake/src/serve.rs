@@ -42,6 +42,9 @@ pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if args.auto_create_streams {
         config.auto_create_streams = true;
     }
+    if let Some(threads) = args.worker_threads {
+        config.worker_threads = Some(threads);
+    }
     config.validate()?;
     Ok(config)
 }
@@ -81,9 +84,22 @@ async fn shutdown_signal() {
     }
 }
 
-pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs a node until SIGINT or SIGTERM.
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let config = load_config(&args)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("intake-worker");
+    if let Some(threads) = config.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    runtime
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     let node = Node::open(config.core())
         .await
         .with_context(|| format!("cannot open the node in {}", config.data_dir.display()))?;

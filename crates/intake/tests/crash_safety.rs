@@ -3,7 +3,11 @@
 //! acknowledged record must be readable exactly once, byte for byte, in
 //! order within its partition. Repeated `CRASH_ITERATIONS` times (default
 //! 20); `CRASH_SEED` replays a run.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a panic in a test is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a panic in a test is a failed test"
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -36,7 +40,9 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -57,7 +63,14 @@ impl Server {
 type Acked = HashMap<(u32, u64), String>;
 
 /// Pushes from one client until the server dies; records what was acked.
-async fn client(http: reqwest::Client, url: String, id: usize, seed: u64, acked: Arc<Mutex<Acked>>, first_seq: u64) -> u64 {
+async fn client(
+    http: reqwest::Client,
+    url: String,
+    id: usize,
+    seed: u64,
+    acked: Arc<Mutex<Acked>>,
+    first_seq: u64,
+) -> u64 {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut seq = first_seq;
     loop {
@@ -79,15 +92,26 @@ async fn client(http: reqwest::Client, url: String, id: usize, seed: u64, acked:
         if !answer.status().is_success() {
             return seq;
         }
-        let Ok(answer) = answer.json::<AppendResponse>().await else { return seq };
+        let Ok(answer) = answer.json::<AppendResponse>().await else {
+            return seq;
+        };
         assert_eq!(answer.records, count as usize);
-        assert_eq!(answer.partitions.len(), 1, "an unkeyed request goes to one partition");
+        assert_eq!(
+            answer.partitions.len(),
+            1,
+            "an unkeyed request goes to one partition"
+        );
         let range = answer.partitions[0];
         assert_eq!(range.last_offset - range.first_offset + 1, count);
         let mut acked = acked.lock().unwrap();
         for (i, text) in texts.into_iter().enumerate() {
             let previous = acked.insert((range.partition, range.first_offset + i as u64), text);
-            assert!(previous.is_none(), "offset {} of partition {} acknowledged twice", range.first_offset, range.partition);
+            assert!(
+                previous.is_none(),
+                "offset {} of partition {} acknowledged twice",
+                range.first_offset,
+                range.partition
+            );
         }
         seq += count;
     }
@@ -102,7 +126,9 @@ async fn verify(http: &reqwest::Client, url: &str, acked: &Acked) -> usize {
         let mut last_seq: HashMap<usize, u64> = HashMap::new();
         loop {
             let page: ReadResponse = http
-                .get(format!("{url}/v1/streams/crash/partitions/{p}/records?offset={offset}&limit=10000"))
+                .get(format!(
+                    "{url}/v1/streams/crash/partitions/{p}/records?offset={offset}&limit=10000"
+                ))
                 .send()
                 .await
                 .unwrap()
@@ -122,22 +148,35 @@ async fn verify(http: &reqwest::Client, url: &str, acked: &Acked) -> usize {
                     found += 1;
                 }
                 let v: serde_json::Value = serde_json::from_str(text).unwrap();
-                let (client, seq) = (v["client"].as_u64().unwrap() as usize, v["seq"].as_u64().unwrap());
+                let (client, seq) = (
+                    v["client"].as_u64().unwrap() as usize,
+                    v["seq"].as_u64().unwrap(),
+                );
                 if let Some(&prev) = last_seq.get(&client) {
-                    assert!(seq > prev, "partition {p}: client {client} seq {seq} after {prev}");
+                    assert!(
+                        seq > prev,
+                        "partition {p}: client {client} seq {seq} after {prev}"
+                    );
                 }
                 last_seq.insert(client, seq);
             }
             offset = page.next_offset;
         }
     }
-    assert_eq!(found, acked.len(), "acknowledged records missing after restart");
+    assert_eq!(
+        found,
+        acked.len(),
+        "acknowledged records missing after restart"
+    );
     found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill() {
-    let iterations: usize = std::env::var("CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let iterations: usize = std::env::var("CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let seed: u64 = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -177,7 +216,10 @@ async fn acknowledged_records_survive_sigkill() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..700))).await;
         running.kill();
         for (id, c) in clients.into_iter().enumerate() {
-            next_seq[id] = tokio::time::timeout(Duration::from_secs(30), c).await.unwrap().unwrap();
+            next_seq[id] = tokio::time::timeout(Duration::from_secs(30), c)
+                .await
+                .unwrap()
+                .unwrap();
         }
 
         let restarted = Server::start(dir.path());
@@ -196,6 +238,9 @@ async fn acknowledged_records_survive_sigkill() {
         server = Some(restarted);
     }
     let last = server.take().unwrap();
-    assert!(!acked.lock().unwrap().is_empty(), "no record was ever acknowledged");
+    assert!(
+        !acked.lock().unwrap().is_empty(),
+        "no record was ever acknowledged"
+    );
     last.kill();
 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::extract::{AdminJson, ApiPath, ApiQuery, PushBody, is_json, media_type};
+use crate::extract::{AdminJson, ApiPath, ApiQuery, PushBody, is_json, media_type_is};
 use crate::state::AppState;
 
 /// Records a tail reads from a partition at once.
@@ -90,22 +90,19 @@ const JSON_TYPES: &str = "application/json or application/x-ndjson";
 
 /// How a native push body holds its records, from its content type.
 fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiError> {
-    let ndjson = |media: &str| {
-        matches!(
-            media,
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
-        )
-    };
+    const NDJSON: &[&str] = &[
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+    ];
     match content_type {
-        None => Ok(
-            if stream.definition().format == intake_format::api::Format::Ndjson {
-                Framing::Ndjson
-            } else {
-                Framing::Json
-            },
-        ),
+        None => Ok(if stream.format() == intake_format::api::Format::Ndjson {
+            Framing::Ndjson
+        } else {
+            Framing::Json
+        }),
         Some(ct) if is_json(ct) => Ok(Framing::Json),
-        Some(ct) if ndjson(&media_type(ct)) => Ok(Framing::Ndjson),
+        Some(ct) if media_type_is(ct, NDJSON) => Ok(Framing::Ndjson),
         Some(ct) => Err(ApiError::UnsupportedMediaType {
             got: ct.to_owned(),
             accepted: JSON_TYPES,
@@ -202,7 +199,7 @@ async fn read(
         .await
         .map_err(|e| ApiError::BadRequest(format!("read failed: {e}")))?
         .map_err(intake_core::Error::from)?;
-    let json = stream.definition().format.stores_json();
+    let json = stream.format().stores_json();
     Ok(Json(ReadResponse {
         records: batch
             .records
@@ -316,7 +313,7 @@ async fn tail(
         }
         None => (0..stream.partition_count()).collect(),
     };
-    let json = stream.definition().format.stores_json();
+    let json = stream.format().stores_json();
     let mut tails = Vec::new();
     for p in partitions {
         let log = Arc::clone(stream.partition(p)?);
