@@ -15,6 +15,9 @@ pub enum Framing {
     Json,
     /// One JSON value per line.
     Ndjson,
+    /// The body as it is, split the way the stream's own format says (a
+    /// `binary` stream takes the whole body as one record).
+    Raw,
 }
 
 /// One record ready for the log.
@@ -43,11 +46,29 @@ impl RecordCodec {
     /// [`FormatError::InvalidDefinition`] when the definition asks for
     /// something this codec cannot do.
     pub fn new(def: &StreamDefinition) -> Result<Self, FormatError> {
-        if !def.format.stores_json() {
-            return Err(FormatError::definition(
-                "format",
-                format!("{:?} is not supported; use json or ndjson", def.format).to_lowercase(),
-            ));
+        match def.format {
+            Format::Json | Format::Ndjson => {}
+            Format::Binary => {
+                for (field, set) in [
+                    ("key_field", def.key_field.is_some()),
+                    ("timestamp_field", def.timestamp_field.is_some()),
+                    ("schema", def.schema.is_some()),
+                ] {
+                    if set {
+                        return Err(FormatError::definition(
+                            field,
+                            "a binary stream's records are opaque bytes without fields; leave it null",
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(FormatError::definition(
+                    "format",
+                    format!("{other:?} is not supported; use json, ndjson or binary")
+                        .to_lowercase(),
+                ));
+            }
         }
         if def.schema.is_some() {
             return Err(FormatError::definition(
@@ -72,9 +93,12 @@ impl RecordCodec {
     /// # Errors
     /// [`FormatError::Malformed`] naming line and column.
     pub fn split(&self, body: &Bytes, framing: Framing) -> Result<Vec<Bytes>, FormatError> {
-        match framing {
-            Framing::Json => split_json(body),
-            Framing::Ndjson => split_ndjson(body),
+        match (framing, self.format) {
+            (_, Format::Binary) => Ok(vec![body.clone()]),
+            (Framing::Json, _) => split_json(body),
+            (Framing::Ndjson, _) => split_ndjson(body),
+            (Framing::Raw, Format::Ndjson) => split_ndjson(body),
+            (Framing::Raw, _) => split_json(body),
         }
     }
 
@@ -182,6 +206,21 @@ mod tests {
             .decode(4, Bytes::from_static(b"{nope"), false)
             .unwrap_err();
         assert!(err.to_string().starts_with("record 4: not JSON"), "{err}");
+    }
+
+    #[test]
+    fn binary_records_are_opaque() {
+        let c = codec(|d| d.format = Format::Binary);
+        let body = Bytes::from_static(b"\x00\xffnot json [");
+        let items = c.split(&body, Framing::Raw).unwrap();
+        assert_eq!(items, vec![body.clone()]);
+        let r = c.decode(0, body.clone(), false).unwrap();
+        assert_eq!(r.value, body);
+        let mut def = StreamDefinition::new("b");
+        def.format = Format::Binary;
+        def.key_field = Some("k".into());
+        let err = RecordCodec::new(&def).unwrap_err().to_string();
+        assert!(err.contains("key_field"), "{err}");
     }
 
     #[test]

@@ -88,19 +88,19 @@ async fn set_state(
 
 const JSON_TYPES: &str = "application/json or application/x-ndjson";
 
-/// How a native push body holds its records, from its content type.
+/// How a native push body holds its records, from its content type. JSON
+/// streams take JSON or NDJSON; other formats take the body as it is.
 fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiError> {
     const NDJSON: &[&str] = &[
         "application/x-ndjson",
         "application/ndjson",
         "application/jsonl",
     ];
+    if !stream.format().stores_json() {
+        return Ok(Framing::Raw);
+    }
     match content_type {
-        None => Ok(if stream.format() == intake_format::api::Format::Ndjson {
-            Framing::Ndjson
-        } else {
-            Framing::Json
-        }),
+        None => Ok(Framing::Raw),
         Some(ct) if is_json(ct) => Ok(Framing::Json),
         Some(ct) if media_type_is(ct, NDJSON) => Ok(Framing::Ndjson),
         Some(ct) => Err(ApiError::UnsupportedMediaType {
