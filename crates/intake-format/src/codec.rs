@@ -118,6 +118,13 @@ impl RecordCodec {
         item: Bytes,
         syntax_checked: bool,
     ) -> Result<DecodedRecord, FormatError> {
+        if self.format == Format::Binary {
+            return Ok(DecodedRecord {
+                value: item,
+                key: None,
+                timestamp: None,
+            });
+        }
         if !self.inspects_fields() {
             if !syntax_checked {
                 check_json(index, &item)?;
