@@ -8,12 +8,13 @@
 use std::task::{Context, Poll};
 
 use axum::http::{HeaderValue, Request, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::future::{Either, Ready, ready};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
+use crate::faces::Face;
 
 /// Layer of [`RefuseWhileDraining`].
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if self.draining.is_cancelled() {
-            let mut response = ApiError::ShuttingDown.into_response();
+            let mut response = Face::of(req.uri().path()).render(ApiError::ShuttingDown);
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

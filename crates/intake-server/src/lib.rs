@@ -22,7 +22,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{Method, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -33,12 +33,17 @@ pub use config::{Config, InvalidParameter, Limits};
 pub use error::ApiError;
 pub use state::{AppContext, AppState};
 
+use crate::faces::Face;
+
 /// The complete router of the main listener, with every limit applied.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits;
     let timeout = limits.request_timeout;
     Router::new()
         .merge(faces::native::routes())
+        .merge(faces::inlong::routes())
+        .merge(faces::ckafka::routes())
+        .merge(faces::rest_proxy::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(route_not_found)
@@ -57,9 +62,11 @@ pub fn router(state: AppState) -> Router {
                         tracing::debug_span!("request", method = %req.method(), path = matched.unwrap_or("(unmatched)"))
                     }),
                 )
-                .layer(HandleErrorLayer::new(move |e: tower::BoxError| async move {
-                    overload_response(&e, timeout)
-                }))
+                .layer(HandleErrorLayer::new(
+                    move |uri: Uri, e: tower::BoxError| async move {
+                        Face::of(uri.path()).render(overload_error(&e, timeout))
+                    },
+                ))
                 .load_shed()
                 .concurrency_limit(limits.max_concurrent_requests)
                 .timeout(timeout),
@@ -67,29 +74,32 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn overload_response(e: &tower::BoxError, timeout: Duration) -> Response {
+/// The error a timeout or load-shedding middleware failure stands for.
+fn overload_error(e: &tower::BoxError, timeout: Duration) -> ApiError {
     if e.is::<Elapsed>() {
-        ApiError::Timeout(timeout).into_response()
+        ApiError::Timeout(timeout)
     } else if e.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Overloaded.into_response()
+        ApiError::Overloaded
     } else {
         tracing::error!(error = %e, "unexpected middleware error");
-        ApiError::Overloaded.into_response()
+        ApiError::Overloaded
     }
 }
 
-async fn route_not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::RouteNotFound {
+/// An unknown path, in the shape of the face that owns the path.
+async fn route_not_found(method: Method, uri: Uri) -> Response {
+    Face::of(uri.path()).render(ApiError::RouteNotFound {
         method: method.to_string(),
         path: uri.path().to_owned(),
-    }
+    })
 }
 
-/// A wrong method: the native error body; axum adds the route's `Allow`.
-async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError::MethodNotAllowed {
+/// A wrong method, in the shape of the face that owns the path; axum adds
+/// the route's `Allow`.
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    Face::of(uri.path()).render(ApiError::MethodNotAllowed {
         method: method.to_string(),
-    }
+    })
 }
 
 /// Serves `listener` until `shutdown` resolves, then drains and closes the

@@ -1,0 +1,454 @@
+//! The CKafka DataHub face: `SendMessage` in the Tencent Cloud API 3.0
+//! style, so the official Tencent Cloud SDKs work when pointed at a node.
+//!
+//! `POST /` with `X-TC-Action: SendMessage` (`X-TC-Version`, `X-TC-Region`,
+//! `X-TC-Timestamp` and the signature are accepted and ignored) and
+//! `{"DataHubId": "...", "Message": [{"Body": "...", "Key": "..."}]}`. The
+//! stream is the one whose `bindings.datahub_id` matches. Each `Body` is
+//! one record (checked as JSON on a JSON stream, kept as it is on a binary
+//! one); `Key` is its key.
+//!
+//! Every answer is HTTP 200 with `Content-Type: application/json`, as in
+//! API 3.0: `{"Response":{"MessageId":[...],"RequestId":"..."}}`, or
+//! `{"Response":{"Error":{"Code":"...","Message":"..."},"RequestId":"..."}}`.
+//! A message id is `datahubId:stream:partition:offset:receivedMs:durableMs`;
+//! an answer without an error means every message is durable.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use intake_core::{Error as CoreError, IngestRequest, Item, LogError};
+use intake_format::FormatError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::extract::{is_json, read_body};
+use crate::state::AppState;
+
+/// The one action served.
+const SEND_MESSAGE: &str = "SendMessage";
+/// Most messages one `SendMessage` may carry.
+pub(crate) const MAX_MESSAGES: usize = 500;
+/// Largest `SendMessage` request body, in bytes (5 MiB).
+pub(crate) const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// The routes of the CKafka face.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/", post(action))
+}
+
+/// Why a `SendMessage` was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CkafkaError {
+    /// No `X-TC-Action` header.
+    #[error("the X-TC-Action header is required; this endpoint serves {SEND_MESSAGE}")]
+    MissingAction,
+    /// An action other than `SendMessage`.
+    #[error("the action {0:?} does not exist here; this endpoint serves {SEND_MESSAGE}")]
+    InvalidAction(String),
+    /// The body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    NotJson(String),
+    /// A required parameter is absent.
+    #[error("the request is missing the required parameter `{0}`")]
+    MissingParameter(String),
+    /// A parameter `SendMessage` does not have.
+    #[error("the parameter `{0}` is not a parameter of {SEND_MESSAGE}")]
+    UnknownParameter(String),
+    /// A parameter has a value that is not accepted.
+    #[error("the value of `{name}` is invalid: {reason}")]
+    InvalidParameterValue {
+        /// The parameter, e.g. `Message.3.Body`.
+        name: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// No stream is bound to the DataHubId.
+    #[error("the DataHubId {0:?} does not exist")]
+    DataHubNotFound(String),
+    /// The stream is paused (the DataHub task is suspended).
+    #[error("task status suspended [{0}]")]
+    Suspended(String),
+    /// A failure shared with the other faces.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// `{"Response": ...}`.
+#[derive(Serialize)]
+struct Envelope<T> {
+    #[serde(rename = "Response")]
+    response: T,
+}
+
+#[derive(Serialize)]
+struct SendMessageResponse<'a> {
+    #[serde(rename = "MessageId")]
+    message_id: Vec<String>,
+    #[serde(rename = "RequestId")]
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorResponse<'a> {
+    #[serde(rename = "Error")]
+    error: ErrorDetail<'a>,
+    #[serde(rename = "RequestId")]
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    #[serde(rename = "Code")]
+    code: &'a str,
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+/// Renders every CKafka refusal: HTTP 200, `Content-Type:
+/// application/json`, the API 3.0 error envelope, and `Retry-After` when
+/// retrying later can succeed.
+pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
+    use CkafkaError as E;
+    let (code, retry_after) = match &err {
+        E::MissingAction | E::MissingParameter(_) => ("MissingParameter", None),
+        E::InvalidAction(_) => ("InvalidAction", None),
+        E::NotJson(_) => ("InvalidParameter", None),
+        E::UnknownParameter(_) => ("UnknownParameter", None),
+        E::InvalidParameterValue { .. } => ("InvalidParameterValue", None),
+        E::DataHubNotFound(_) => ("ResourceNotFound", None),
+        E::Suspended(_) => ("FailedOperation", None),
+        E::Api(api) => {
+            api.log();
+            (api_code(api), api.retry_after())
+        }
+    };
+    let message = match &err {
+        E::Api(api) => api.public_message(),
+        other => other.to_string(),
+    };
+    let generated;
+    let request_id = match request_id {
+        Some(id) => id,
+        None => {
+            generated = new_request_id();
+            &generated
+        }
+    };
+    let mut response = Json(Envelope {
+        response: ErrorResponse {
+            error: ErrorDetail { code, message },
+            request_id,
+        },
+    })
+    .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// The API 3.0 error code of a shared failure.
+fn api_code(err: &ApiError) -> &'static str {
+    match err {
+        ApiError::Core(core) => match core {
+            CoreError::StreamPaused { .. } => "FailedOperation",
+            CoreError::StreamNotFound { .. } => "ResourceNotFound",
+            CoreError::Format(_)
+            | CoreError::PartitionNotFound { .. }
+            | CoreError::TooManyRecords { .. }
+            | CoreError::RecordTooLarge { .. }
+            | CoreError::Log(LogError::BatchTooLarge { .. }) => "InvalidParameterValue",
+            CoreError::Log(LogError::QueueFull { .. }) => "RequestLimitExceeded",
+            CoreError::Log(LogError::NoSpace { .. }) => "ResourceInsufficient",
+            CoreError::ShuttingDown | CoreError::Log(LogError::Closed { .. }) => {
+                "ServiceUnavailable"
+            }
+            CoreError::Log(_) | CoreError::Catalog(_) if err.retry_after().is_some() => {
+                "ResourceUnavailable"
+            }
+            _ => "InternalError",
+        },
+        ApiError::PayloadTooLarge { .. } => "InvalidParameterValue",
+        ApiError::UnsupportedMediaType { .. } => "InvalidRequest",
+        ApiError::BadRequest(_) => "InvalidParameter",
+        ApiError::RouteNotFound { .. } => "InvalidAction",
+        ApiError::MethodNotAllowed { .. } => "UnsupportedOperation",
+        ApiError::Overloaded => "RequestLimitExceeded",
+        ApiError::ShuttingDown => "ServiceUnavailable",
+        ApiError::Timeout(_) => "InternalError",
+    }
+}
+
+/// A fresh `RequestId`.
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn action(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = new_request_id();
+    match send_message(&state, &headers, body).await {
+        Ok(message_id) => Json(Envelope {
+            response: SendMessageResponse {
+                message_id,
+                request_id: &request_id,
+            },
+        })
+        .into_response(),
+        Err(e) => render(e, Some(&request_id)),
+    }
+}
+
+/// One message as parsed.
+struct Message {
+    body: Bytes,
+    key: Option<Bytes>,
+}
+
+/// Checks the action, reads and checks the request, ingests its messages
+/// and returns their ids in order.
+async fn send_message(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<String>, CkafkaError> {
+    match headers.get("x-tc-action").map(HeaderValue::to_str) {
+        None => return Err(CkafkaError::MissingAction),
+        Some(Ok(SEND_MESSAGE)) => {}
+        Some(other) => {
+            return Err(CkafkaError::InvalidAction(
+                other.unwrap_or("(not text)").to_owned(),
+            ));
+        }
+    }
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("(not text)");
+        if !is_json(ct) {
+            return Err(ApiError::UnsupportedMediaType {
+                got: ct.to_owned(),
+                accepted: "application/json",
+            }
+            .into());
+        }
+    }
+    let limit = MAX_REQUEST_BYTES.min(state.limits.max_body_bytes);
+    let body = read_body(headers, body, limit).await?;
+    let (datahub_id, messages) = parse_request(&body)?;
+    let stream = state
+        .node
+        .stream_by_datahub(&datahub_id)
+        .ok_or_else(|| CkafkaError::DataHubNotFound(datahub_id.clone()))?;
+    let items = messages
+        .into_iter()
+        .map(|m| Item {
+            key: m.key,
+            ..Item::new(m.body)
+        })
+        .collect();
+    let outcome = state
+        .node
+        .ingest(&stream, IngestRequest::items(items))
+        .await
+        .map_err(|e| match e {
+            CoreError::StreamPaused { .. } => CkafkaError::Suspended(datahub_id.clone()),
+            CoreError::Format(FormatError::InvalidRecord { index, .. })
+            | CoreError::RecordTooLarge { index, .. } => CkafkaError::InvalidParameterValue {
+                name: format!("Message.{index}.Body"),
+                reason: e.to_string(),
+            },
+            other => ApiError::from(other).into(),
+        })?;
+    let stream_name = stream.name();
+    Ok(outcome
+        .offsets
+        .iter()
+        .map(|(partition, offset)| {
+            format!(
+                "{datahub_id}:{stream_name}:{partition}:{offset}:{}:{}",
+                outcome.received_at_ms, outcome.durable_at_ms
+            )
+        })
+        .collect())
+}
+
+/// Parses `{"DataHubId": "...", "Message": [{"Body": "...", "Key": "..."}]}`
+/// with API 3.0's error codes for each kind of fault.
+fn parse_request(body: &[u8]) -> Result<(String, Vec<Message>), CkafkaError> {
+    let request: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| CkafkaError::NotJson(e.to_string()))?;
+    let mut datahub_id = None;
+    let mut message = None;
+    for (name, value) in request {
+        match name.as_str() {
+            "DataHubId" => datahub_id = Some(value),
+            "Message" => message = Some(value),
+            _ => return Err(CkafkaError::UnknownParameter(name)),
+        }
+    }
+    let datahub_id = match datahub_id {
+        None | Some(Value::Null) => {
+            return Err(CkafkaError::MissingParameter("DataHubId".into()));
+        }
+        Some(Value::String(id)) if !id.is_empty() => id,
+        Some(other) => return Err(invalid("DataHubId", "expected a non-empty string", &other)),
+    };
+    let messages = match message {
+        None | Some(Value::Null) => return Err(CkafkaError::MissingParameter("Message".into())),
+        Some(Value::Array(messages)) => messages,
+        Some(other) => {
+            return Err(invalid("Message", "expected an array of messages", &other));
+        }
+    };
+    if messages.is_empty() || messages.len() > MAX_MESSAGES {
+        return Err(CkafkaError::InvalidParameterValue {
+            name: "Message".into(),
+            reason: format!(
+                "it holds {} messages; 1 to {MAX_MESSAGES} are accepted per request",
+                messages.len()
+            ),
+        });
+    }
+    let messages = messages
+        .into_iter()
+        .enumerate()
+        .map(|(index, m)| parse_message(index, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((datahub_id, messages))
+}
+
+fn parse_message(index: usize, message: Value) -> Result<Message, CkafkaError> {
+    let Value::Object(fields) = message else {
+        return Err(invalid(
+            &format!("Message.{index}"),
+            "expected an object with Body and Key",
+            &message,
+        ));
+    };
+    let mut body = None;
+    let mut key = None;
+    for (name, value) in fields {
+        let param = format!("Message.{index}.{name}");
+        match (name.as_str(), value) {
+            ("Body", Value::String(s)) => body = Some(Bytes::from(s)),
+            ("Body", Value::Null) => {}
+            ("Body", other) => return Err(invalid(&param, "expected a string", &other)),
+            ("Key", Value::String(s)) => key = Some(Bytes::from(s)),
+            ("Key", Value::Null) => {}
+            ("Key", other) => return Err(invalid(&param, "expected a string", &other)),
+            _ => return Err(CkafkaError::UnknownParameter(param)),
+        }
+    }
+    let body =
+        body.ok_or_else(|| CkafkaError::MissingParameter(format!("Message.{index}.Body")))?;
+    Ok(Message { body, key })
+}
+
+fn invalid(name: &str, expected: &str, got: &Value) -> CkafkaError {
+    let mut shown = got.to_string();
+    if shown.len() > 64 {
+        let cut = (0..=61)
+            .rev()
+            .find(|&i| shown.is_char_boundary(i))
+            .unwrap_or(0);
+        shown.truncate(cut);
+        shown.push_str("...");
+    }
+    CkafkaError::InvalidParameterValue {
+        name: name.to_owned(),
+        reason: format!("{expected}, got {shown}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(v: Value) -> Result<(String, Vec<Message>), CkafkaError> {
+        parse_request(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn messages_parse_in_order_with_optional_keys() {
+        let (id, messages) = parse(json!({"DataHubId": "datahub-1", "Message": [
+            {"Body": "a", "Key": "k"}, {"Body": "b"}, {"Body": "c", "Key": null}]}))
+        .unwrap();
+        assert_eq!(id, "datahub-1");
+        let got: Vec<_> = messages
+            .iter()
+            .map(|m| (m.body.clone(), m.key.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Bytes::from("a"), Some(Bytes::from("k"))),
+                (Bytes::from("b"), None),
+                (Bytes::from("c"), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn faults_get_their_own_codes() {
+        let msg = |r: Result<(String, Vec<Message>), CkafkaError>| r.err().unwrap().to_string();
+        assert_eq!(
+            msg(parse(json!({"Message": [{"Body": "a"}]}))),
+            "the request is missing the required parameter `DataHubId`"
+        );
+        assert_eq!(
+            msg(parse(json!({"DataHubId": "d", "Message": [{"Key": "a"}]}))),
+            "the request is missing the required parameter `Message.0.Body`"
+        );
+        assert_eq!(
+            msg(parse(json!({"DataHubId": "d", "Message": [{"Body": 1}]}))),
+            "the value of `Message.0.Body` is invalid: expected a string, got 1"
+        );
+        assert_eq!(
+            msg(parse(
+                json!({"DataHubId": "d", "Message": [], "Topic": "x"})
+            )),
+            "the parameter `Topic` is not a parameter of SendMessage"
+        );
+        assert!(matches!(
+            parse_request(b"{nope"),
+            Err(CkafkaError::NotJson(_))
+        ));
+    }
+
+    proptest! {
+        /// Any JSON-representable strings come back as the same bytes.
+        #[test]
+        fn bodies_and_keys_round_trip(
+            bodies in proptest::collection::vec((any::<String>(), proptest::option::of(any::<String>())), 1..20)
+        ) {
+            let message: Vec<Value> = bodies
+                .iter()
+                .map(|(b, k)| json!({"Body": b, "Key": k}))
+                .collect();
+            let (_, parsed) = parse(json!({"DataHubId": "d", "Message": message})).unwrap();
+            for ((body, key), m) in bodies.iter().zip(parsed) {
+                prop_assert_eq!(body.as_bytes(), &m.body[..]);
+                prop_assert_eq!(key.as_deref().map(str::as_bytes), m.key.as_deref());
+            }
+        }
+
+        /// Arbitrary bytes never panic the parser.
+        #[test]
+        fn any_body_parses_or_refuses(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_request(&body);
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! The InLong DataProxy face: `GET|POST /dataproxy/message` and
+//! `/dataproxy/heartbeat`, as Apache InLong's HTTP report clients speak
+//! them.
+//!
+//! Parameters come from the query string and from an
+//! `application/x-www-form-urlencoded` body; a body field overrides a query
+//! field, and within one form the first occurrence of a name wins (as in
+//! DataProxy). `groupId`/`streamId` pick the stream through its
+//! `bindings.inlong`; `body` holds `cnt` records joined by `\n` (one
+//! trailing `\n` ends the last record rather than starting an empty one);
+//! `dt` (epoch ms) is the records' timestamp. Every record keeps `groupId`,
+//! `streamId` and `clientIp` as headers.
+//!
+//! Every answer is HTTP 200 with `{"code":"0","msg":"Ok"}` or a non-zero
+//! code in DataProxy's numbering and a message saying what was wrong,
+//! wrapped as `callback(...)` when the `callback` parameter is given. The
+//! differences from DataProxy: `0` means every record is durable, a
+//! refused request wrote nothing, an overloaded node says so with code 114
+//! and `Retry-After`, and a draining node answers code 2 with HTTP 503 so
+//! that load balancers watching the heartbeat stop sending.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use bytes::Bytes;
+use intake_core::{Error as CoreError, Header, IngestRequest, Item, Items, LogError, now_ms};
+use percent_encoding::percent_decode;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::extract::{media_type_is, read_body};
+use crate::state::AppState;
+
+/// The report path.
+const MESSAGE_PATH: &str = "/dataproxy/message";
+/// The heartbeat (health check) path.
+const HEARTBEAT_PATH: &str = "/dataproxy/heartbeat";
+/// The only body content type DataProxy reads.
+const FORM: &str = "application/x-www-form-urlencoded";
+/// DataProxy's answer content type.
+const JSON_UTF8: &str = "application/json;charset=utf-8";
+/// The content type of a JSONP answer.
+const JAVASCRIPT_UTF8: &str = "application/javascript;charset=utf-8";
+/// The success answer, which needs no escaping.
+const OK_BODY: &str = r#"{"code":"0","msg":"Ok"}"#;
+/// Longest accepted JSONP callback name.
+const MAX_CALLBACK_LEN: usize = 128;
+
+/// DataProxy's answer codes (`DataProxyErrCode`) that this face uses.
+mod code {
+    /// Success.
+    pub(super) const OK: u32 = 0;
+    /// The stream does not accept records now (intake: it is paused).
+    pub(super) const SINK_UNREADY: u32 = 1;
+    /// The node is shutting down.
+    pub(super) const SERVICE_CLOSED: u32 = 2;
+    /// The request could not be decoded.
+    pub(super) const DECODE_FAILURE: u32 = 31;
+    /// A method other than GET or POST.
+    pub(super) const UNSUPPORTED_METHOD: u32 = 32;
+    /// A path other than the message and heartbeat paths.
+    pub(super) const UNSUPPORTED_URI: u32 = 35;
+    /// A body content type other than a form.
+    pub(super) const UNSUPPORTED_CONTENT_TYPE: u32 = 36;
+    /// `groupId` missing or blank.
+    pub(super) const GROUP_ID_REQUIRED: u32 = 100;
+    /// `streamId` missing or blank.
+    pub(super) const STREAM_ID_REQUIRED: u32 = 101;
+    /// `body` missing.
+    pub(super) const BODY_REQUIRED: u32 = 103;
+    /// The body, a record, or the record count is over its limit.
+    pub(super) const BODY_TOO_LONG: u32 = 104;
+    /// `body` blank.
+    pub(super) const EMPTY_MESSAGE: u32 = 111;
+    /// No stream is bound to the groupId/streamId pair.
+    pub(super) const UNCONFIGURED: u32 = 113;
+    /// The node cannot take the records now; retry after `Retry-After`.
+    pub(super) const OVERLOADED: u32 = 114;
+    /// A record is not acceptable, or `cnt` does not match.
+    pub(super) const ITEMS_INVALID: u32 = 123;
+    /// Anything else (DataProxy's `UNKNOWN_ERROR`).
+    pub(super) const UNKNOWN: u32 = i32::MAX as u32;
+}
+
+/// The routes of the InLong face. Other `/dataproxy/...` paths and other
+/// methods are answered by the router's fallbacks, in this face's shape.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            MESSAGE_PATH,
+            get(message).post(message).fallback(unsupported_method),
+        )
+        .route(
+            HEARTBEAT_PATH,
+            get(heartbeat).post(heartbeat).fallback(unsupported_method),
+        )
+}
+
+/// Why an InLong request was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InlongError {
+    /// `groupId` missing or blank.
+    #[error("Field groupId must exist and not be blank")]
+    GroupIdMissing,
+    /// `streamId` missing or blank.
+    #[error("Field streamId must exist and not be blank")]
+    StreamIdMissing,
+    /// `body` missing.
+    #[error("Field body is required")]
+    BodyMissing,
+    /// `body` empty or only whitespace.
+    #[error("Field body is blank")]
+    BodyBlank,
+    /// No stream is bound to the pair.
+    #[error(
+        "Unconfigured groupId or streamId: no stream is bound to groupId {group_id:?} and streamId {stream_id:?}"
+    )]
+    Unconfigured {
+        /// The groupId sent.
+        group_id: String,
+        /// The streamId sent.
+        stream_id: String,
+    },
+    /// `cnt` is not a count, or not the number of records in `body`.
+    #[error(
+        "Msg body items invalid: cnt is {declared:?} but body holds {found} record(s) joined by \\n"
+    )]
+    CountMismatch {
+        /// `cnt` as sent.
+        declared: String,
+        /// Records in `body`.
+        found: usize,
+    },
+    /// `callback` is not a safe JavaScript name.
+    #[error(
+        "Field callback must be a JavaScript name (letters, digits, _ $ .) of at most {MAX_CALLBACK_LEN} characters"
+    )]
+    BadCallback,
+    /// A failure shared with the other faces.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<CoreError> for InlongError {
+    fn from(e: CoreError) -> Self {
+        Self::Api(ApiError::Core(e))
+    }
+}
+
+/// DataProxy's answer body.
+#[derive(Serialize)]
+struct Answer<'a> {
+    code: String,
+    msg: &'a str,
+}
+
+/// Renders every InLong refusal: HTTP 200 with DataProxy's code and a
+/// message (JSONP-wrapped when `callback` is given), plus `Retry-After`
+/// when retrying later can succeed.
+pub(crate) fn render(err: InlongError, callback: Option<&str>) -> Response {
+    use InlongError as E;
+    let (code, retry_after) = match &err {
+        E::GroupIdMissing => (code::GROUP_ID_REQUIRED, None),
+        E::StreamIdMissing => (code::STREAM_ID_REQUIRED, None),
+        E::BodyMissing => (code::BODY_REQUIRED, None),
+        E::BodyBlank => (code::EMPTY_MESSAGE, None),
+        E::Unconfigured { .. } => (code::UNCONFIGURED, None),
+        E::CountMismatch { .. } => (code::ITEMS_INVALID, None),
+        E::BadCallback => (code::DECODE_FAILURE, None),
+        E::Api(api) => {
+            api.log();
+            (api_code(api), api.retry_after())
+        }
+    };
+    let message = match &err {
+        E::Api(ApiError::RouteNotFound { method, path }) => format!(
+            "Un-supported service uri {method} {path}; only {HEARTBEAT_PATH} and {MESSAGE_PATH} are served"
+        ),
+        E::Api(ApiError::MethodNotAllowed { method }) => {
+            format!("Un-supported method {method}; only GET and POST are served")
+        }
+        E::Api(api) => api.public_message(),
+        other => other.to_string(),
+    };
+    let body = serde_json::to_string(&Answer {
+        code: code.to_string(),
+        msg: &message,
+    })
+    .unwrap_or_else(|_| format!(r#"{{"code":"{code}","msg":"Unknown error"}}"#));
+    let mut response = answer(body.into(), callback);
+    if code == code::SERVICE_CLOSED {
+        // A draining node must fail load balancers' health checks on the
+        // heartbeat, which look at the HTTP status: the one answer that is
+        // not 200.
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    if let Some(secs) = retry_after.or((code == code::OVERLOADED).then_some(1)) {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// DataProxy's code for a shared failure.
+fn api_code(err: &ApiError) -> u32 {
+    match err {
+        ApiError::Core(core) => match core {
+            CoreError::StreamPaused { .. } => code::SINK_UNREADY,
+            CoreError::StreamNotFound { .. } => code::UNCONFIGURED,
+            CoreError::Format(_) | CoreError::PartitionNotFound { .. } => code::ITEMS_INVALID,
+            CoreError::TooManyRecords { .. } | CoreError::RecordTooLarge { .. } => {
+                code::BODY_TOO_LONG
+            }
+            CoreError::ShuttingDown | CoreError::Log(LogError::Closed { .. }) => {
+                code::SERVICE_CLOSED
+            }
+            CoreError::Log(LogError::BatchTooLarge { .. }) => code::BODY_TOO_LONG,
+            CoreError::Log(_) | CoreError::Catalog(_) if err.retry_after().is_some() => {
+                code::OVERLOADED
+            }
+            _ => code::UNKNOWN,
+        },
+        ApiError::PayloadTooLarge { .. } => code::BODY_TOO_LONG,
+        ApiError::UnsupportedMediaType { .. } => code::UNSUPPORTED_CONTENT_TYPE,
+        ApiError::BadRequest(_) => code::DECODE_FAILURE,
+        ApiError::RouteNotFound { .. } => code::UNSUPPORTED_URI,
+        ApiError::MethodNotAllowed { .. } => code::UNSUPPORTED_METHOD,
+        ApiError::Timeout(_) | ApiError::Overloaded => code::OVERLOADED,
+        ApiError::ShuttingDown => code::SERVICE_CLOSED,
+    }
+}
+
+/// An HTTP 200 answer with `body`, JSONP-wrapped for `callback`.
+fn answer(body: Bytes, callback: Option<&str>) -> Response {
+    let (body, content_type) = match callback {
+        None => (body, JSON_UTF8),
+        Some(cb) => {
+            let mut wrapped = Vec::with_capacity(cb.len() + body.len() + 2);
+            wrapped.extend_from_slice(cb.as_bytes());
+            wrapped.push(b'(');
+            wrapped.extend_from_slice(&body);
+            wrapped.push(b')');
+            (Bytes::from(wrapped), JAVASCRIPT_UTF8)
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The success answer.
+fn answer_ok(callback: Option<&str>) -> Response {
+    debug_assert!(OK_BODY.contains(&format!("\"{}\"", code::OK)));
+    answer(Bytes::from_static(OK_BODY.as_bytes()), callback)
+}
+
+async fn unsupported_method(method: Method) -> Response {
+    render(
+        InlongError::Api(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+        }),
+        None,
+    )
+}
+
+/// Load balancers use the heartbeat as a health check: success while the
+/// node serves (the drain layer answers code 2 once it stops).
+async fn heartbeat() -> Response {
+    answer_ok(None)
+}
+
+/// The parameters of one report, each as sent (decoded, not yet checked).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Params {
+    group_id: Option<Bytes>,
+    stream_id: Option<Bytes>,
+    body: Option<Bytes>,
+    dt: Option<Bytes>,
+    cnt: Option<Bytes>,
+    callback: Option<Bytes>,
+}
+
+impl Params {
+    /// Fills the parameters still unset from one form: within a form the
+    /// first occurrence of a name wins, so parsing the body before the
+    /// query makes a body field override a query field.
+    fn fill_from(&mut self, form: &Bytes) {
+        for (name, value) in form_pairs(form) {
+            let slot = match &*name {
+                b"groupId" => &mut self.group_id,
+                b"streamId" => &mut self.stream_id,
+                b"body" => &mut self.body,
+                b"dt" => &mut self.dt,
+                b"cnt" => &mut self.cnt,
+                b"callback" => &mut self.callback,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+    }
+
+    /// The JSONP callback, if one is given (a blank one counts as none).
+    fn callback(&self) -> Result<Option<&str>, InlongError> {
+        let Some(raw) = self.callback.as_deref().filter(|c| !is_blank(c)) else {
+            return Ok(None);
+        };
+        let safe = raw.len() <= MAX_CALLBACK_LEN
+            && raw
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.'));
+        match std::str::from_utf8(raw) {
+            Ok(name) if safe => Ok(Some(name)),
+            _ => Err(InlongError::BadCallback),
+        }
+    }
+}
+
+/// The decoded `name=value` pairs of an `application/x-www-form-urlencoded`
+/// form, in order. `+` is a space and `%XX` a byte; bytes are kept exactly
+/// (no UTF-8 replacement, so binary records survive). A value that needs no
+/// decoding is a slice of `form`, not a copy.
+fn form_pairs(form: &Bytes) -> impl Iterator<Item = (Cow<'_, [u8]>, Bytes)> + '_ {
+    form.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(move |pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => pair.split_at(eq),
+                None => (pair, &pair[pair.len()..]),
+            };
+            let value = value.strip_prefix(b"=").unwrap_or(value);
+            let name = decode_component(name);
+            let value = match decode_component(value) {
+                Cow::Borrowed(v) => form.slice_ref(v),
+                Cow::Owned(v) => Bytes::from(v),
+            };
+            (name, value)
+        })
+}
+
+/// Decodes one form component; borrowed when nothing needs decoding.
+fn decode_component(raw: &[u8]) -> Cow<'_, [u8]> {
+    let has_plus = raw.contains(&b'+');
+    let has_percent = raw.contains(&b'%');
+    if !has_plus && !has_percent {
+        return Cow::Borrowed(raw);
+    }
+    let spaced: Cow<'_, [u8]> = if has_plus {
+        Cow::Owned(
+            raw.iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(raw)
+    };
+    if !has_percent {
+        return Cow::Owned(spaced.into_owned());
+    }
+    Cow::Owned(percent_decode(&spaced).collect())
+}
+
+/// Blank as Java's `StringUtils.isBlank`: empty or only whitespace.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// The records of `body`: lines joined by `\n`, one trailing `\n` ending
+/// the last line. Each is a slice of `body`, not a copy.
+fn lines(body: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+    let content = body.strip_suffix(b"\n").unwrap_or(body);
+    content
+        .split(|&b| b == b'\n')
+        .map(|line| body.slice_ref(line))
+}
+
+async fn message(State(state): State<AppState>, req: Request) -> Response {
+    let received_at_ms = now_ms();
+    // The peer address, when served over a socket (not in oneshot tests).
+    let client_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let params = match read_params(&state, req).await {
+        Ok(params) => params,
+        Err(e) => return render(e, None),
+    };
+    let callback = match params.callback() {
+        Ok(callback) => callback,
+        Err(e) => return render(e, None),
+    };
+    match report(&state, &params, client_ip, received_at_ms).await {
+        Ok(()) => answer_ok(callback),
+        Err(e) => render(e, callback),
+    }
+}
+
+/// The parameters of the query string and (for POST) the form body.
+async fn read_params(state: &AppState, req: Request) -> Result<Params, InlongError> {
+    let (parts, body) = req.into_parts();
+    let mut params = Params::default();
+    if parts.method == Method::POST {
+        let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+        if !body.is_empty() {
+            if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+                let ct = ct.to_str().unwrap_or("(not text)");
+                if !media_type_is(ct, &[FORM]) {
+                    return Err(ApiError::UnsupportedMediaType {
+                        got: ct.to_owned(),
+                        accepted: FORM,
+                    }
+                    .into());
+                }
+            }
+            params.fill_from(&body);
+        }
+    }
+    if let Some(query) = parts.uri.query() {
+        params.fill_from(&Bytes::copy_from_slice(query.as_bytes()));
+    }
+    Ok(params)
+}
+
+/// Text of a parameter for a message.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Checks one report in DataProxy's order and ingests its records.
+async fn report(
+    state: &AppState,
+    params: &Params,
+    client_ip: Option<IpAddr>,
+    received_at_ms: i64,
+) -> Result<(), InlongError> {
+    let group_id = params
+        .group_id
+        .as_ref()
+        .filter(|g| !is_blank(g))
+        .ok_or(InlongError::GroupIdMissing)?;
+    let stream_id = params
+        .stream_id
+        .as_ref()
+        .filter(|s| !is_blank(s))
+        .ok_or(InlongError::StreamIdMissing)?;
+    let unconfigured = || InlongError::Unconfigured {
+        group_id: text(group_id),
+        stream_id: text(stream_id),
+    };
+    let (Ok(group), Ok(stream_name)) = (
+        std::str::from_utf8(group_id),
+        std::str::from_utf8(stream_id),
+    ) else {
+        return Err(unconfigured());
+    };
+    let stream = state
+        .node
+        .stream_by_inlong(group, stream_name)
+        .ok_or_else(unconfigured)?;
+    let timestamp = params
+        .dt
+        .as_deref()
+        .and_then(|dt| std::str::from_utf8(dt).ok())
+        .and_then(|dt| dt.trim().parse::<i64>().ok());
+    let body = params.body.as_ref().ok_or(InlongError::BodyMissing)?;
+    if is_blank(body) {
+        return Err(InlongError::BodyBlank);
+    }
+    if body.len() > state.limits.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: state.limits.max_body_bytes,
+        }
+        .into());
+    }
+    let items: Vec<Item> = lines(body).map(Item::new).collect();
+    if let Some(cnt) = &params.cnt {
+        let declared = std::str::from_utf8(cnt)
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok());
+        if declared != Some(items.len()) {
+            return Err(InlongError::CountMismatch {
+                declared: text(cnt),
+                found: items.len(),
+            });
+        }
+    }
+    let mut headers = Vec::with_capacity(3);
+    headers.push(Header {
+        key: "groupId".to_owned(),
+        value: group_id.clone(),
+    });
+    headers.push(Header {
+        key: "streamId".to_owned(),
+        value: stream_id.clone(),
+    });
+    if let Some(ip) = client_ip {
+        headers.push(Header {
+            key: "clientIp".to_owned(),
+            value: Bytes::from(ip.to_string()),
+        });
+    }
+    let request = IngestRequest {
+        items: Items::Split(items),
+        received_at_ms,
+        timestamp,
+        headers,
+    };
+    state.node.ingest(&stream, request).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse(form: &str) -> Params {
+        let mut params = Params::default();
+        params.fill_from(&Bytes::copy_from_slice(form.as_bytes()));
+        params
+    }
+
+    #[test]
+    fn the_seed_form_parses() {
+        let p = parse(
+            "groupId=give_your_group_id&streamId=give_your_stream_id&dt=data_time&body=give_your_data_body&cnt=1",
+        );
+        assert_eq!(p.group_id.as_deref(), Some(&b"give_your_group_id"[..]));
+        assert_eq!(p.stream_id.as_deref(), Some(&b"give_your_stream_id"[..]));
+        assert_eq!(p.dt.as_deref(), Some(&b"data_time"[..]));
+        assert_eq!(p.body.as_deref(), Some(&b"give_your_data_body"[..]));
+        assert_eq!(p.cnt.as_deref(), Some(&b"1"[..]));
+        assert_eq!(p.callback, None);
+    }
+
+    #[test]
+    fn decoding_keeps_bytes_and_first_occurrence_wins() {
+        let p = parse("body=a+b%0Ac%FF%00&body=second&groupId&&streamId=%zz");
+        assert_eq!(p.body.as_deref(), Some(&b"a b\nc\xff\x00"[..]));
+        assert_eq!(p.group_id.as_deref(), Some(&b""[..]));
+        // An invalid escape stays as it is, like form_urlencoded does.
+        assert_eq!(p.stream_id.as_deref(), Some(&b"%zz"[..]));
+    }
+
+    #[test]
+    fn plain_values_are_slices_of_the_form() {
+        let form = Bytes::from_static(b"groupId=g1&body=xyz");
+        let (_, value) = form_pairs(&form).nth(1).unwrap();
+        assert_eq!(value, &b"xyz"[..]);
+        assert_eq!(value.as_ptr(), form[16..].as_ptr(), "no copy");
+    }
+
+    #[test]
+    fn lines_split_on_newline_with_one_trailing_newline_ignored() {
+        let split = |s: &'static str| {
+            lines(&Bytes::from_static(s.as_bytes()))
+                .map(|l| String::from_utf8(l.to_vec()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(split("a"), ["a"]);
+        assert_eq!(split("a\nb"), ["a", "b"]);
+        assert_eq!(split("a\nb\n"), ["a", "b"]);
+        assert_eq!(split("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(split("a\r\nb"), ["a\r", "b"]);
+    }
+
+    #[test]
+    fn callbacks_must_be_javascript_names() {
+        let cb = |form: &str| parse(form).callback().map(|c| c.map(str::to_owned));
+        assert_eq!(
+            cb("callback=jQuery_1.cb$").unwrap().as_deref(),
+            Some("jQuery_1.cb$")
+        );
+        assert_eq!(cb("callback=+").unwrap(), None);
+        assert!(cb("callback=alert(1)").is_err());
+        assert!(cb(&format!("callback={}", "a".repeat(129))).is_err());
+    }
+
+    proptest! {
+        /// Whatever bytes a client form-encodes (the way Java's
+        /// URLEncodedUtils and `form_urlencoded` do) decode back exactly.
+        #[test]
+        fn form_encoding_round_trips(
+            pairs in proptest::collection::vec(
+                (prop::sample::select(vec!["groupId", "streamId", "body", "dt", "cnt", "other"]),
+                 proptest::collection::vec(any::<u8>(), 0..64)),
+                0..8),
+        ) {
+            let encoded: Vec<String> = pairs
+                .iter()
+                .map(|(name, value)| format!("{name}={}", form_urlencoded::byte_serialize(value).collect::<String>()))
+                .collect();
+            let form = Bytes::from(encoded.join("&"));
+            let decoded: Vec<(Vec<u8>, Bytes)> = form_pairs(&form).map(|(n, v)| (n.into_owned(), v)).collect();
+            prop_assert_eq!(decoded.len(), pairs.len());
+            for ((name, value), (got_name, got_value)) in pairs.iter().zip(&decoded) {
+                prop_assert_eq!(name.as_bytes(), &got_name[..]);
+                prop_assert_eq!(&value[..], &got_value[..]);
+            }
+        }
+
+        /// Arbitrary input never panics, and every decoded value is at most
+        /// as long as the form.
+        #[test]
+        fn any_form_parses(form in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let form = Bytes::from(form);
+            for (name, value) in form_pairs(&form) {
+                prop_assert!(name.len() <= form.len());
+                prop_assert!(value.len() <= form.len());
+            }
+        }
+    }
+}
