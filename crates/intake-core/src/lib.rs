@@ -37,6 +37,6 @@ pub use catalog::Catalog;
 pub use config::{CoreConfig, IngestLimits, LogSettings};
 pub use error::{Error, Result};
 pub use ingest::{IngestOutcome, IngestRequest, Item, Items, now_ms};
-pub use intake_log::{Error as LogError, Header, Partition, ReadBatch, Record};
-pub use node::{Node, normalize_definition};
+pub use intake_log::{Error as LogError, Header, LogMetrics, Partition, ReadBatch, Record};
+pub use node::{LogMetricsFactory, Node, normalize_definition};
 pub use stream::Stream;

@@ -3,14 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use intake_format::RecordCodec;
 use intake_format::api::{
     FsyncMode, MAX_PARTITIONS, StreamDefinition, StreamKind, StreamState, check_stream_name,
 };
-use intake_log::{Filesystem, FsyncPolicy, Partition, PartitionConfig, Retention, StdFilesystem};
+use intake_log::{
+    Filesystem, FsyncPolicy, LogMetrics, Partition, PartitionConfig, Retention, StdFilesystem,
+};
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -112,6 +114,33 @@ impl Registry {
     }
 }
 
+/// Makes the handles the partitions of the named stream record their
+/// figures into (see [`Node::observe_logs`]).
+pub type LogMetricsFactory = Arc<dyn Fn(&str) -> LogMetrics + Send + Sync>;
+
+/// A [`LogMetricsFactory`] once one is given.
+#[derive(Default)]
+struct LogObserver(OnceLock<LogMetricsFactory>);
+
+impl std::fmt::Debug for LogObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogObserver")
+            .field("set", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+impl LogObserver {
+    fn attach(&self, stream: &str, partitions: &[Arc<Partition>]) {
+        if let Some(factory) = self.0.get() {
+            let metrics = factory(stream);
+            for p in partitions {
+                p.set_metrics(metrics.clone());
+            }
+        }
+    }
+}
+
 /// A node's core.
 #[derive(Debug)]
 pub struct Node {
@@ -123,6 +152,7 @@ pub struct Node {
     changes: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    log_observer: LogObserver,
 }
 
 /// Checks a definition and fills in what defaults depend on other fields.
@@ -269,6 +299,7 @@ impl Node {
             changes: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            log_observer: LogObserver::default(),
         });
         let mut streams = BTreeMap::new();
         for def in node.catalog.list().await? {
@@ -327,7 +358,22 @@ impl Node {
             path: def.name.clone(),
             source: std::io::Error::other(e),
         })??;
+        self.log_observer.attach(&def.name, &partitions);
         Ok(Stream::new(def, codec, partitions))
+    }
+
+    /// Has every partition, of the streams open now and of those created
+    /// later, record its append and fsync latencies and group-commit sizes
+    /// into the handles `factory` makes for its stream. Only the first call
+    /// takes effect.
+    pub fn observe_logs(&self, factory: LogMetricsFactory) {
+        if self.log_observer.0.set(factory).is_err() {
+            tracing::debug!("log metrics were already set");
+            return;
+        }
+        for stream in self.streams() {
+            self.log_observer.attach(stream.name(), &stream.partitions);
+        }
     }
 
     /// A stream by name.

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::time::SystemTime;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
@@ -14,6 +14,7 @@ use crate::batch::{EncodedBatch, decode_records};
 use crate::config::{PartitionConfig, PersistMode, Retention};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
+use crate::metrics::LogMetrics;
 use crate::record::Record;
 use crate::segment::{BatchCursor, SEGMENT_HEADER_LEN, Segment, Step, index_path, parse_file_name};
 use crate::writer::{Command, Writer};
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) poisoned: Mutex<Option<String>>,
     pub(crate) pending_bytes: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// Where the partition reports its figures, once someone asks.
+    pub(crate) metrics: OnceLock<LogMetrics>,
 }
 
 impl Shared {
@@ -187,6 +190,7 @@ impl Partition {
             poisoned: Mutex::new(None),
             pending_bytes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            metrics: OnceLock::new(),
         });
         let (commands, rx) = std::sync::mpsc::sync_channel(config.queue_depth);
         let writer = Writer::new(Arc::clone(&shared), rx, active, end);
@@ -209,8 +213,30 @@ impl Partition {
     /// when the writer is too far behind, [`Error::NoSpace`] when the disk is
     /// full, [`Error::BatchTooLarge`], [`Error::Closed`].
     pub async fn append(&self, batch: EncodedBatch) -> Result<Appended> {
+        let started = Instant::now();
         let reply = self.enqueue(batch)?;
-        reply.await.map_err(|_| self.closed_or_poisoned())?
+        let result = reply.await.map_err(|_| self.closed_or_poisoned())?;
+        if let Some(metrics) = self.shared.metrics.get() {
+            metrics
+                .append_seconds
+                .record(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// Hands the partition the handles to record its figures into (append
+    /// and fsync latency, group-commit sizes). Only the first call takes
+    /// effect; until then nothing is recorded.
+    pub fn set_metrics(&self, metrics: LogMetrics) {
+        if self.shared.metrics.set(metrics).is_err() {
+            tracing::debug!(dir = %self.shared.dir.display(), "partition metrics were already set");
+        }
+    }
+
+    /// Bytes of appends waiting for the writer (the queue the
+    /// `max_pending_bytes` limit applies to).
+    pub fn pending_bytes(&self) -> u64 {
+        self.shared.pending_bytes.load(Ordering::Acquire)
     }
 
     /// Hands a batch to the writer; the receiver yields the outcome.

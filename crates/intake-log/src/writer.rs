@@ -208,6 +208,10 @@ impl Writer {
             return self.fail_all(appends, self.poisoned());
         }
         let group_bytes: u64 = appends.iter().map(|(b, _)| b.len() as u64).sum();
+        if let Some(metrics) = self.shared.metrics.get() {
+            metrics.group_appends.record(appends.len() as f64);
+            metrics.group_bytes.record(group_bytes as f64);
+        }
         let has_data = self.end.position > SEGMENT_HEADER_LEN;
         if has_data
             && self.end.position + group_bytes > self.shared.config.segment_bytes
@@ -247,7 +251,7 @@ impl Writer {
             return self.fail_all(appends, self.poisoned());
         }
         if self.shared.config.fsync == FsyncPolicy::Always {
-            if let Err(e) = self.active.file.sync_data() {
+            if let Err(e) = self.sync_active() {
                 self.shared
                     .poison(format!("fdatasync {}: {e}", path.display()));
                 return self.fail_all(appends, self.poisoned());
@@ -280,13 +284,22 @@ impl Writer {
         }
     }
 
+    /// fdatasync of the active segment, timed.
+    fn sync_active(&self) -> std::io::Result<()> {
+        let started = Instant::now();
+        let result = self.active.file.sync_data();
+        if let Some(metrics) = self.shared.metrics.get() {
+            metrics.fsync_took(started.elapsed());
+        }
+        result
+    }
+
     /// Seals the active segment (data synced, index written) and starts a
     /// new one at the next offset.
     fn roll(&mut self) -> Result<()> {
+        self.sync_active()
+            .map_err(Error::io("fsync", &self.active.path))?;
         let old = &self.active;
-        old.file
-            .sync_data()
-            .map_err(Error::io("fsync", &old.path))?;
         self.dirty = false;
         let ipath = index_path(&self.shared.dir, old.base_offset);
         let encoded = old.index.read().encode();
@@ -310,7 +323,7 @@ impl Writer {
 
     fn sync_if_dirty(&mut self) {
         if self.dirty && self.shared.poisoned_error().is_none() {
-            if let Err(e) = self.active.file.sync_data() {
+            if let Err(e) = self.sync_active() {
                 self.shared
                     .poison(format!("fdatasync {}: {e}", self.active.path.display()));
             }
@@ -326,7 +339,7 @@ impl Writer {
         let file = &self.active.file;
         let result = match mode {
             PersistMode::Buffer => Ok(()),
-            PersistMode::SyncData => file.sync_data(),
+            PersistMode::SyncData => self.sync_active(),
             PersistMode::SyncAll => file.sync_all(),
         };
         match result {

@@ -33,6 +33,21 @@ pub struct Config {
     /// Streams to create (or update) at start, same fields as
     /// `POST /v1/streams`.
     pub streams: Vec<StreamDefinition>,
+    /// How log lines on stderr look: `text` (default, for people) or
+    /// `json` (one JSON object per line, with the span fields, for log
+    /// collectors).
+    pub log_format: LogFormat,
+}
+
+/// The shape of the node's log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -46,6 +61,7 @@ impl Default for Config {
             log: LogSettings::default(),
             worker_threads: None,
             streams: Vec::new(),
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -227,6 +227,7 @@ mod log_errors {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
+        crate::metrics::note_refusal(self.code());
         let body = ErrorResponse {
             error: ErrorDetail {
                 code: self.code().to_owned(),

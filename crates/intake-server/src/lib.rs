@@ -12,10 +12,13 @@ mod error;
 mod extract;
 mod faces;
 mod health;
+mod listener;
+mod metrics;
 mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,8 +32,9 @@ use tower::ServiceBuilder;
 use tower::timeout::error::Elapsed;
 use tower_http::trace::TraceLayer;
 
-pub use config::{Config, InvalidParameter, Limits};
+pub use config::{Config, InvalidParameter, Limits, LogFormat};
 pub use error::ApiError;
+pub use metrics::{Metrics, StreamTotals, metric_names};
 pub use state::{AppContext, AppState};
 
 use crate::faces::Face;
@@ -46,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(faces::rest_proxy::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Extractors enforce the configured body limits themselves, with
@@ -71,6 +76,9 @@ pub fn router(state: AppState) -> Router {
                 .concurrency_limit(limits.max_concurrent_requests)
                 .timeout(timeout),
         )
+        .layer(metrics::CountTrafficLayer {
+            metrics: Arc::clone(&state.metrics),
+        })
         .with_state(state)
 }
 
@@ -115,6 +123,21 @@ pub async fn run(
     let draining = state.draining.clone();
     let patience = state.limits.shutdown_timeout;
     let node = state.node.clone();
+    let metrics = Arc::clone(&state.metrics);
+    let upkeep = tokio::spawn({
+        let metrics = Arc::clone(&metrics);
+        let draining = draining.clone();
+        async move {
+            let mut every = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                tokio::select! {
+                    () = draining.cancelled() => return,
+                    _ = every.tick() => metrics.run_upkeep(),
+                }
+            }
+        }
+    });
+    let listener = listener::CountConnections::new(listener, metrics);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let signal = {
         let draining = draining.clone();
@@ -132,6 +155,11 @@ pub async fn run(
             Ok(())
         }
     };
+    upkeep.abort();
     node.shutdown().await;
     result
 }
+
+/// How often histogram samples are folded into their buckets between
+/// scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);

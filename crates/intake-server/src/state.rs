@@ -3,10 +3,11 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use intake_core::Node;
+use intake_core::{IngestOutcome, IngestRequest, Items, Node, Stream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
+use crate::metrics::{Metrics, note_ingested, note_stream};
 
 /// Shared state of the HTTP layer; cloning it is one reference count.
 #[derive(Debug, Clone)]
@@ -22,16 +23,44 @@ pub struct AppContext {
     /// Cancelled when the listener stops accepting: new requests get 503,
     /// live tails end so the drain can finish.
     pub draining: CancellationToken,
+    /// This node's metrics (its own recorder, never the global one).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    /// State for a node with these limits.
+    /// State for a node with these limits; the node's partitions start
+    /// reporting into a fresh [`Metrics`].
     pub fn new(node: Arc<Node>, limits: Limits) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let for_logs = Arc::clone(&metrics);
+        node.observe_logs(Arc::new(move |stream| for_logs.log_metrics(stream)));
         Self(Arc::new(AppContext {
             node,
             limits,
             draining: CancellationToken::new(),
+            metrics,
         }))
+    }
+
+    /// [`Node::ingest`], counted in the metrics of the current request
+    /// (its stream, and on success its records and payload bytes). Every
+    /// face pushes through here.
+    ///
+    /// # Errors
+    /// As [`Node::ingest`].
+    pub async fn ingest(
+        &self,
+        stream: &Stream,
+        request: IngestRequest,
+    ) -> intake_core::Result<IngestOutcome> {
+        note_stream(stream.name());
+        let bytes = match &request.items {
+            Items::Body { body, .. } => body.len(),
+            Items::Split(items) => items.iter().map(|i| i.value.len()).sum(),
+        };
+        let outcome = self.node.ingest(stream, request).await?;
+        note_ingested(outcome.records as u64, bytes as u64);
+        Ok(outcome)
     }
 }
 

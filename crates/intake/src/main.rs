@@ -103,6 +103,18 @@ pub(crate) struct ServeArgs {
     /// Threads serving HTTP [default: one per CPU core].
     #[arg(long)]
     pub(crate) worker_threads: Option<usize>,
+    /// Log lines as `text` or `json` [default: text].
+    #[arg(long)]
+    pub(crate) log_format: Option<LogFormatArg>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Which node a client command talks to.

@@ -8,10 +8,10 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use intake_core::Node;
-use intake_server::{AppState, Config};
+use intake_server::{AppState, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-use crate::ServeArgs;
+use crate::{LogFormatArg, ServeArgs};
 
 /// Environment variables that are not config keys.
 const NOT_CONFIG: &[&str] = &["config", "url", "log"];
@@ -45,18 +45,26 @@ pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(threads) = args.worker_threads {
         config.worker_threads = Some(threads);
     }
+    match args.log_format {
+        Some(LogFormatArg::Text) => config.log_format = LogFormat::Text,
+        Some(LogFormatArg::Json) => config.log_format = LogFormat::Json,
+        None => {}
+    }
     config.validate()?;
     Ok(config)
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("INTAKE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -86,8 +94,8 @@ async fn shutdown_signal() {
 
 /// Runs a node until SIGINT or SIGTERM.
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
     let config = load_config(&args)?;
+    init_tracing(config.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name("intake-worker");
     if let Some(threads) = config.worker_threads {

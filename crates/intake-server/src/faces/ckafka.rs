@@ -117,6 +117,15 @@ struct ErrorDetail<'a> {
 /// retrying later can succeed.
 pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
     use CkafkaError as E;
+    crate::metrics::note_refusal(match &err {
+        E::MissingAction | E::MissingParameter(_) => "missing_parameter",
+        E::InvalidAction(_) => "not_found",
+        E::NotJson(_) => "malformed_body",
+        E::UnknownParameter(_) | E::InvalidParameterValue { .. } => "bad_request",
+        E::DataHubNotFound(_) => "stream_not_found",
+        E::Suspended(_) => "stream_paused",
+        E::Api(api) => api.code(),
+    });
     let (code, retry_after) = match &err {
         E::MissingAction | E::MissingParameter(_) => ("MissingParameter", None),
         E::InvalidAction(_) => ("InvalidAction", None),
@@ -255,7 +264,6 @@ async fn send_message(
         })
         .collect();
     let outcome = state
-        .node
         .ingest(&stream, IngestRequest::items(items))
         .await
         .map_err(|e| match e {

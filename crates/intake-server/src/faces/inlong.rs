@@ -164,6 +164,14 @@ struct Answer<'a> {
 /// when retrying later can succeed.
 pub(crate) fn render(err: InlongError, callback: Option<&str>) -> Response {
     use InlongError as E;
+    crate::metrics::note_refusal(match &err {
+        E::GroupIdMissing | E::StreamIdMissing | E::BodyMissing => "missing_parameter",
+        E::BodyBlank => "empty_body",
+        E::Unconfigured { .. } => "stream_not_found",
+        E::CountMismatch { .. } => "invalid_record",
+        E::BadCallback => "bad_request",
+        E::Api(api) => api.code(),
+    });
     let (code, retry_after) = match &err {
         E::GroupIdMissing => (code::GROUP_ID_REQUIRED, None),
         E::StreamIdMissing => (code::STREAM_ID_REQUIRED, None),
@@ -514,7 +522,7 @@ async fn report(
         timestamp,
         headers,
     };
-    state.node.ingest(&stream, request).await?;
+    state.ingest(&stream, request).await?;
     Ok(())
 }
 

@@ -116,13 +116,13 @@ async fn push(
     body: PushBody,
 ) -> Result<Json<AppendResponse>, ApiError> {
     let stream = state.node.stream_for_push(&name).await?;
+    crate::metrics::note_stream(stream.name());
     let content_type = body
         .headers
         .get(CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let framing = framing(content_type, &stream)?;
     let outcome = state
-        .node
         .ingest(&stream, IngestRequest::body(body.body, framing))
         .await?;
     Ok(Json(AppendResponse {

@@ -121,6 +121,14 @@ struct ErrorBody {
 /// code and `Retry-After` when retrying later can succeed.
 pub(crate) fn render(err: RestProxyError) -> Response {
     use RestProxyError as E;
+    crate::metrics::note_refusal(match &err {
+        E::PartitionNotFound => "partition_not_found",
+        E::InvalidKey(_) | E::InvalidValue(_) => "invalid_record",
+        E::MalformedBody(_) => "malformed_body",
+        E::InvalidBody(_) => "bad_request",
+        E::FormatMismatch(_) => "not_acceptable",
+        E::Api(api) => api.code(),
+    });
     let (status, error_code, message) = match err {
         E::PartitionNotFound => (
             StatusCode::NOT_FOUND,
@@ -425,10 +433,7 @@ async fn produce_records(
             })
         })
         .collect::<Result<Vec<_>, RestProxyError>>()?;
-    let outcome = state
-        .node
-        .ingest(&stream, IngestRequest::items(items))
-        .await?;
+    let outcome = state.ingest(&stream, IngestRequest::items(items)).await?;
     Ok(outcome
         .offsets
         .into_iter()
