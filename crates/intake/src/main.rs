@@ -2,6 +2,7 @@
 //! `read` talk to one over HTTP.
 
 mod api;
+mod bench;
 mod commands;
 mod serve;
 
@@ -61,6 +62,13 @@ enum Command {
         /// Only this partition.
         #[arg(long)]
         partition: Option<u32>,
+    },
+    /// Load a stream through one of its faces and measure (see README).
+    Bench {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        args: bench::BenchArgs,
     },
     /// Print records of one partition from an offset (one JSON object per line).
     Read {
@@ -188,6 +196,16 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
+    if let Command::Bench { target, args } = cli.command {
+        return match bench::run(&target.url, args) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::from(2),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,7 +218,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(_) => Ok(()),
+            Command::Serve(_) | Command::Bench { .. } => Ok(()),
             Command::Stream { target, command } => {
                 let client = api::Client::new(&target.url)?;
                 match command {
