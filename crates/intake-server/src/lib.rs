@@ -7,6 +7,7 @@
 //! end live tails, then close the log (write and fsync what is queued).
 
 mod config;
+mod dashboard;
 mod drain;
 mod error;
 mod extract;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(faces::inlong::routes())
         .merge(faces::ckafka::routes())
         .merge(faces::rest_proxy::routes())
+        .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))

@@ -339,6 +339,16 @@ impl Metrics {
         self.request_seconds[face.index()].record(elapsed);
     }
 
+    /// Time since the node started.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// HTTP connections open now.
+    pub fn connections_open(&self) -> i64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
     /// Requests being handled now.
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
@@ -574,13 +584,11 @@ pub(crate) fn note_face(face: Face) {
     let _ = REQUEST.try_with(|note| note.face.set(face));
 }
 
-/// True for the routes that are not traffic: health, metrics, dashboard.
+/// True for requests that are not traffic: reads (GET and HEAD, except
+/// InLong's GET report), and the InLong heartbeat.
 fn is_uncounted(method: &Method, path: &str) -> bool {
-    matches!(
-        path,
-        "/metrics" | "/healthz" | "/readyz" | "/dataproxy/heartbeat"
-    ) || (path == "/" && method == Method::GET)
-        || path.starts_with("/dashboard")
+    let read = *method == Method::GET || *method == Method::HEAD;
+    (read && path != "/dataproxy/message") || path == "/dataproxy/heartbeat"
 }
 
 /// Layer of [`CountTraffic`].
@@ -600,8 +608,7 @@ impl<S> Layer<S> for CountTrafficLayer {
     }
 }
 
-/// Counts every request but health, metrics and the dashboard (see the
-/// module docs).
+/// Counts every request but reads (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct CountTraffic<S> {
     inner: S,
