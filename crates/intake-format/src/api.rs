@@ -45,8 +45,15 @@ pub enum Format {
 }
 
 impl Format {
-    /// True when stored values are JSON text (served as JSON, not base64).
+    /// True when stored values are JSON text (served as JSON, not base64):
+    /// JSON records as sent, and delimited lines as the objects they map to.
     pub fn stores_json(self) -> bool {
+        matches!(self, Self::Json | Self::Ndjson | Self::Delimited)
+    }
+
+    /// True when a request body may be JSON or NDJSON framed (by its
+    /// content type); other formats take the body as it is.
+    pub fn takes_json_bodies(self) -> bool {
         matches!(self, Self::Json | Self::Ndjson)
     }
 }

@@ -4,9 +4,16 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use serde_json::Map;
+
 use crate::api::{Format, StreamDefinition};
+use crate::delimited::{decode_line, split_lines};
 use crate::error::FormatError;
 use crate::json::{check_json, split_json, split_ndjson};
+use crate::schema::{Field, FieldType, Validation, conform_record, describe_value};
+use crate::time::TimeFormat;
 
 /// How a request body holds its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +44,39 @@ pub struct RecordCodec {
     format: Format,
     key_field: Option<String>,
     timestamp_field: Option<String>,
+    schema: Option<Arc<[Field]>>,
+    validation: Validation,
+    delimiter: String,
+    time: TimeFormat,
+}
+
+/// Checks that names are non-empty and unique, at every level.
+fn check_fields(fields: &[Field], prefix: &str) -> Result<(), FormatError> {
+    let mut seen = std::collections::HashSet::new();
+    for f in fields {
+        let path = if prefix.is_empty() {
+            f.name.clone()
+        } else {
+            format!("{prefix}.{}", f.name)
+        };
+        if f.name.is_empty() {
+            return Err(FormatError::definition("schema", "a field name is empty"));
+        }
+        if !seen.insert(f.name.as_str()) {
+            return Err(FormatError::definition(
+                "schema",
+                format!("field {path:?} is declared twice"),
+            ));
+        }
+        let mut ty = &f.ty;
+        while let FieldType::Array { items } = ty {
+            ty = items;
+        }
+        if let FieldType::Struct { fields } = ty {
+            check_fields(fields, &path)?;
+        }
+    }
+    Ok(())
 }
 
 impl RecordCodec {
@@ -48,6 +88,17 @@ impl RecordCodec {
     pub fn new(def: &StreamDefinition) -> Result<Self, FormatError> {
         match def.format {
             Format::Json | Format::Ndjson => {}
+            Format::Delimited => {
+                if def.delimiter.is_empty() || def.delimiter.contains(['\n', '\r']) {
+                    return Err(FormatError::definition(
+                        "delimiter",
+                        format!(
+                            "{:?} cannot separate values; use a non-empty text without line breaks, such as \",\"",
+                            def.delimiter
+                        ),
+                    ));
+                }
+            }
             Format::Binary => {
                 for (field, set) in [
                     ("key_field", def.key_field.is_some()),
@@ -62,24 +113,47 @@ impl RecordCodec {
                     }
                 }
             }
-            other => {
+            Format::Protobuf => {
                 return Err(FormatError::definition(
                     "format",
-                    format!("{other:?} is not supported; use json, ndjson or binary")
-                        .to_lowercase(),
+                    "protobuf is not supported yet; use json, ndjson, delimited or binary",
                 ));
             }
         }
-        if def.schema.is_some() {
-            return Err(FormatError::definition(
-                "schema",
-                "typed schemas are not supported; leave schema null for schemaless JSON",
-            ));
+        if let Some(fields) = &def.schema {
+            check_fields(fields, "")?;
+            for (what, name) in [
+                ("key_field", &def.key_field),
+                ("timestamp_field", &def.timestamp_field),
+            ] {
+                if let Some(name) = name
+                    && !fields.iter().any(|f| &f.name == name)
+                {
+                    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                    return Err(FormatError::definition(
+                        what,
+                        format!(
+                            "{name:?} is not a field of the schema ({})",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
+        let time = TimeFormat::from_option(def.timestamp_format.as_deref())
+            .map_err(|reason| FormatError::definition("timestamp_format", reason))?;
         Ok(Self {
             format: def.format,
             key_field: def.key_field.clone(),
             timestamp_field: def.timestamp_field.clone(),
+            schema: def.schema.as_deref().map(Arc::from),
+            validation: if def.strict_validation {
+                Validation::Strict
+            } else {
+                Validation::Coerce
+            },
+            delimiter: def.delimiter.clone(),
+            time,
         })
     }
 
@@ -95,6 +169,7 @@ impl RecordCodec {
     pub fn split(&self, body: &Bytes, framing: Framing) -> Result<Vec<Bytes>, FormatError> {
         match (framing, self.format) {
             (_, Format::Binary) => Ok(vec![body.clone()]),
+            (_, Format::Delimited) => Ok(split_lines(body)),
             (Framing::Json, _) => split_json(body),
             (Framing::Ndjson, _) => split_ndjson(body),
             (Framing::Raw, Format::Ndjson) => split_ndjson(body),
@@ -104,7 +179,7 @@ impl RecordCodec {
 
     /// True when [`RecordCodec::decode`] needs to look inside records.
     fn inspects_fields(&self) -> bool {
-        self.key_field.is_some() || self.timestamp_field.is_some()
+        self.key_field.is_some() || self.timestamp_field.is_some() || self.schema.is_some()
     }
 
     /// Decodes record `index`; `syntax_checked` says [`RecordCodec::split`]
@@ -118,12 +193,26 @@ impl RecordCodec {
         item: Bytes,
         syntax_checked: bool,
     ) -> Result<DecodedRecord, FormatError> {
-        if self.format == Format::Binary {
-            return Ok(DecodedRecord {
-                value: item,
-                key: None,
-                timestamp: None,
-            });
+        match self.format {
+            Format::Binary => {
+                return Ok(DecodedRecord {
+                    value: item,
+                    key: None,
+                    timestamp: None,
+                });
+            }
+            Format::Delimited => {
+                let record = decode_line(
+                    index,
+                    &item,
+                    &self.delimiter,
+                    self.schema.as_deref(),
+                    self.validation,
+                    &self.time,
+                )?;
+                return self.finish(index, &record, None);
+            }
+            _ => {}
         }
         if !self.inspects_fields() {
             if !syntax_checked {
@@ -137,16 +226,53 @@ impl RecordCodec {
         }
         let parsed: Value = serde_json::from_slice(&item)
             .map_err(|e| FormatError::record(index, None, format!("not JSON: {e}")))?;
+        match (&self.schema, parsed) {
+            (Some(fields), Value::Object(mut record)) => {
+                conform_record(fields, &mut record, self.validation, &self.time)
+                    .map_err(|e| FormatError::record(index, Some(&e.path), e.reason))?;
+                self.finish(index, &record, None)
+            }
+            (Some(_), other) => Err(FormatError::record(
+                index,
+                None,
+                format!(
+                    "expected an object with the schema's fields, got {}",
+                    describe_value(&other)
+                ),
+            )),
+            (None, Value::Object(record)) => self.finish(index, &record, Some(item)),
+            (None, _) => Ok(DecodedRecord {
+                value: item,
+                key: None,
+                timestamp: None,
+            }),
+        }
+    }
+
+    /// Takes key and timestamp from a record; stores `original` when the
+    /// record is unchanged, else the record's JSON text.
+    fn finish(
+        &self,
+        index: usize,
+        record: &Map<String, Value>,
+        original: Option<Bytes>,
+    ) -> Result<DecodedRecord, FormatError> {
         let key = match &self.key_field {
-            Some(field) => key_of(parsed.get(field)),
+            Some(field) => key_of(record.get(field)),
             None => None,
         };
         let timestamp = match &self.timestamp_field {
-            Some(field) => timestamp_of(index, field, parsed.get(field))?,
+            Some(field) => timestamp_of(index, field, record.get(field), &self.time)?,
             None => None,
         };
+        let value = match original {
+            Some(bytes) => bytes,
+            None => Bytes::from(serde_json::to_vec(record).map_err(|e| {
+                FormatError::record(index, None, format!("cannot be stored as JSON: {e}"))
+            })?),
+        };
         Ok(DecodedRecord {
-            value: item,
+            value,
             key,
             timestamp,
         })
@@ -165,12 +291,16 @@ fn timestamp_of(
     index: usize,
     field: &str,
     value: Option<&Value>,
+    time: &TimeFormat,
 ) -> Result<Option<i64>, FormatError> {
     let bad = |got: &Value| {
         FormatError::record(
             index,
             Some(field),
-            format!("expected epoch milliseconds or RFC 3339 text, got {got}"),
+            format!(
+                "expected epoch milliseconds or {}, got {got}",
+                time.describe()
+            ),
         )
     };
     match value {
@@ -184,9 +314,7 @@ fn timestamp_of(
             })
             .map(Some)
             .ok_or_else(|| bad(v)),
-        Some(v @ Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.timestamp_millis()))
-            .map_err(|_| bad(v)),
+        Some(v @ Value::String(s)) => time.parse(s).map(Some).ok_or_else(|| bad(v)),
         Some(other) => Err(bad(other)),
     }
 }

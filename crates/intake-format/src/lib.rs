@@ -17,9 +17,11 @@
 
 pub mod api;
 mod codec;
+pub mod delimited;
 mod error;
 mod json;
 pub mod schema;
+pub mod time;
 
 pub use codec::{DecodedRecord, Framing, RecordCodec};
 pub use error::FormatError;

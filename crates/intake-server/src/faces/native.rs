@@ -96,7 +96,7 @@ fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiEr
         "application/ndjson",
         "application/jsonl",
     ];
-    if !stream.format().stores_json() {
+    if !stream.format().takes_json_bodies() {
         return Ok(Framing::Raw);
     }
     match content_type {
