@@ -112,12 +112,31 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A request decoded and checked for one stream, ready to append.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    per_partition: Vec<Vec<NewRecord>>,
+    placement: Vec<(u32, u64)>,
+    received_at_ms: i64,
+}
+
 /// Runs the pipeline for one request on one stream.
 pub(crate) async fn ingest(
     stream: &Stream,
     request: IngestRequest,
     limits: &IngestLimits,
 ) -> Result<IngestOutcome> {
+    let prepared = prepare(stream, request, limits)?;
+    commit(stream, prepared).await
+}
+
+/// Everything before the append: state check, split, decode, validate,
+/// partition choice. Nothing is written.
+pub(crate) fn prepare(
+    stream: &Stream,
+    request: IngestRequest,
+    limits: &IngestLimits,
+) -> Result<Prepared> {
     if stream.state() == intake_format::api::StreamState::Paused {
         return Err(Error::StreamPaused {
             name: stream.name().to_owned(),
@@ -173,6 +192,21 @@ pub(crate) async fn ingest(
             headers,
         });
     }
+    Ok(Prepared {
+        per_partition,
+        placement,
+        received_at_ms: request.received_at_ms,
+    })
+}
+
+/// Appends a prepared request and waits until it is durable.
+pub(crate) async fn commit(stream: &Stream, prepared: Prepared) -> Result<IngestOutcome> {
+    let Prepared {
+        per_partition,
+        placement,
+        received_at_ms,
+    } = prepared;
+    let partitions = stream.partition_count();
     let records = placement.len();
     let mut used: Vec<(u32, Vec<NewRecord>)> = per_partition
         .into_iter()
@@ -213,7 +247,7 @@ pub(crate) async fn ingest(
         records,
         partitions,
         offsets,
-        received_at_ms: request.received_at_ms,
+        received_at_ms,
         durable_at_ms,
     })
 }

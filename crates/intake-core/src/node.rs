@@ -26,6 +26,20 @@ use crate::stream::Stream;
 /// Default sync period of `fsync = "interval"` streams.
 const DEFAULT_FSYNC_INTERVAL_MS: u64 = 1000;
 
+/// Paths (and everything under them) that intake's own routes use on the
+/// main listener, so no push path may take them.
+pub(crate) const RESERVED_PATHS: &[&str] = &[
+    "/v1",
+    "/dataproxy",
+    "/inlong",
+    "/topics",
+    "/streams",
+    "/tables",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
 /// Every open stream, and the indexes the faces route by.
 #[derive(Debug, Default)]
 struct Registry {
@@ -206,6 +220,24 @@ pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinitio
             return Err(Error::definition(
                 "bindings.datasource.path",
                 format!("{:?} must be a URL path starting with '/'", ds.path),
+            ));
+        }
+        if let Some(prefix) = RESERVED_PATHS
+            .iter()
+            .find(|p| ds.path == **p || ds.path.starts_with(&format!("{p}/")))
+        {
+            return Err(Error::definition(
+                "bindings.datasource.path",
+                format!(
+                    "{:?} is taken by intake's own API ({prefix}); choose another path, such as /api/data",
+                    ds.path
+                ),
+            ));
+        }
+        if ds.path == "/" {
+            return Err(Error::definition(
+                "bindings.datasource.path",
+                "\"/\" is taken by the CKafka face; choose another path, such as /api/data",
             ));
         }
         ds.method = ds.method.to_ascii_uppercase();
@@ -555,6 +587,38 @@ impl Node {
             return Err(Error::ShuttingDown);
         }
         ingest(stream, request, &self.config.limits).await
+    }
+
+    /// Runs one push into several streams (a shared push path): every
+    /// stream decodes and checks the request first, and nothing is written
+    /// unless all of them accept it; then each appends, and this returns
+    /// once all are durable, one outcome per stream in order.
+    ///
+    /// An append that fails after another stream's succeeded cannot be
+    /// undone: the error is returned (so the client retries) and the
+    /// streams that did append keep the records.
+    ///
+    /// # Errors
+    /// As [`Node::ingest`], from the first stream that refuses.
+    pub async fn ingest_fanout(
+        &self,
+        streams: &[Arc<Stream>],
+        request: IngestRequest,
+    ) -> Result<Vec<IngestOutcome>> {
+        if self.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let prepared = streams
+            .iter()
+            .map(|s| crate::ingest::prepare(s, request.clone(), &self.config.limits))
+            .collect::<Result<Vec<_>>>()?;
+        futures::future::try_join_all(
+            streams
+                .iter()
+                .zip(prepared)
+                .map(|(s, p)| crate::ingest::commit(s, p)),
+        )
+        .await
     }
 
     /// Checks the catalog answers and no partition is poisoned.

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address of the main listener (native API, every face, health).
     pub listen: SocketAddr,
+    /// Address of the push listener, which serves only the streams' own
+    /// push paths (eKuiper httppush `DATASOURCE`); unset (the default) for
+    /// none. eKuiper's own default is `0.0.0.0:10081`. The main listener
+    /// serves those paths too.
+    pub push_listen: Option<SocketAddr>,
     /// Root of the data directory (logs, embedded catalog).
     pub data_dir: PathBuf,
     /// Catalog database URL; unset for the embedded SQLite file
@@ -54,6 +59,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 46802)),
+            push_listen: None,
             data_dir: PathBuf::from("./intake-data"),
             catalog: None,
             auto_create_streams: false,

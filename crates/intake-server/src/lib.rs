@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, Uri};
 use axum::response::Response;
 use axum::routing::get;
@@ -96,12 +96,60 @@ fn overload_error(e: &tower::BoxError, timeout: Duration) -> ApiError {
     }
 }
 
-/// An unknown path, in the shape of the face that owns the path.
-async fn route_not_found(method: Method, uri: Uri) -> Response {
-    Face::of(uri.path()).render(ApiError::RouteNotFound {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
+/// A stream's own push path (eKuiper httppush), else an unknown path in
+/// the shape of the face that owns the path.
+async fn route_not_found(State(state): State<AppState>, req: Request) -> Response {
+    if faces::ekuiper::serves(&state, req.uri().path()) {
+        return faces::ekuiper::push(State(state), req).await;
+    }
+    Face::of(req.uri().path()).render(ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
     })
+}
+
+/// The router of the push listener (`push_listen`): only the streams' own
+/// push paths, with the same limits as the main listener.
+pub fn push_router(state: AppState) -> Router {
+    let limits = state.limits;
+    let timeout = limits.request_timeout;
+    Router::new()
+        .fallback(faces::ekuiper::push)
+        .layer(DefaultBodyLimit::disable())
+        .layer(drain::RefuseWhileDrainingLayer {
+            draining: state.draining.clone(),
+        })
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    tracing::debug_span!("push", method = %req.method(), path = %req.uri().path())
+                }))
+                .layer(HandleErrorLayer::new(
+                    move |e: tower::BoxError| async move {
+                        faces::ekuiper::render(overload_error(&e, timeout))
+                    },
+                ))
+                .load_shed()
+                .concurrency_limit(limits.max_concurrent_requests)
+                .timeout(timeout),
+        )
+        .layer(metrics::CountTrafficLayer {
+            metrics: Arc::clone(&state.metrics),
+        })
+        .with_state(state)
+}
+
+/// Serves the push listener until the main listener starts draining (see
+/// [`run`]), then lets in-flight pushes finish.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve_push(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let draining = state.draining.clone();
+    let app = push_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { draining.cancelled().await })
+        .await
 }
 
 /// A wrong method, in the shape of the face that owns the path; axum adds

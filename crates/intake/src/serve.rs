@@ -116,6 +116,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(node, config.limits);
+    if let Some(push_addr) = config.push_listen {
+        let push = tokio::net::TcpListener::bind(push_addr)
+            .await
+            .with_context(|| format!("cannot listen on {push_addr} (push_listen)"))?;
+        let push_addr = push.local_addr()?;
+        tracing::info!(%push_addr, "push listener for the streams' own paths");
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = intake_server::serve_push(push, state).await {
+                tracing::error!(error = %e, "push listener failed");
+            }
+        });
+    }
     println!("listening on {addr}");
     std::io::stdout().flush().ok();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening");

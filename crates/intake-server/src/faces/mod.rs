@@ -7,6 +7,7 @@
 //! that owns the path, through [`Face::of`] and [`Face::render`].
 
 pub(crate) mod ckafka;
+pub(crate) mod ekuiper;
 pub(crate) mod inlong;
 pub(crate) mod native;
 pub(crate) mod rest_proxy;
