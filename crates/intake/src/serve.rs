@@ -67,28 +67,28 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal sent right after
+/// `listening on` is printed is not missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>, name: &'static str| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for {name}");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+        };
+        tokio::select! {
+            () = wait(terminate, "SIGTERM") => {}
+            () = wait(interrupt, "SIGINT") => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }
 
@@ -116,6 +116,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(node, config.limits);
+    let shutdown = shutdown_signal();
     if let Some(push_addr) = config.push_listen {
         let push = tokio::net::TcpListener::bind(push_addr)
             .await
@@ -132,7 +133,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("listening on {addr}");
     std::io::stdout().flush().ok();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening");
-    intake_server::run(listener, state, shutdown_signal()).await?;
+    intake_server::run(listener, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
