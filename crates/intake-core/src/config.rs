@@ -85,6 +85,10 @@ pub struct IngestLimits {
     pub max_records_per_request: usize,
     /// Largest single record, in bytes (default 1 MiB).
     pub max_record_bytes: usize,
+    /// Deepest nesting of JSON arrays and objects in a record of a JSON
+    /// stream (default 64, at most 128); deeper is refused with 400 before
+    /// any parser runs.
+    pub max_json_depth: usize,
 }
 
 impl Default for IngestLimits {
@@ -92,6 +96,7 @@ impl Default for IngestLimits {
         Self {
             max_records_per_request: 100_000,
             max_record_bytes: 1024 * 1024,
+            max_json_depth: 64,
         }
     }
 }

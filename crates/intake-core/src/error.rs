@@ -63,6 +63,16 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// JSON nested deeper than allowed.
+    #[error(
+        "JSON nested deeper than {limit} levels (at byte {position}); flatten the record or raise limits.max_json_depth"
+    )]
+    TooDeep {
+        /// Byte position, in the body or the record, of the bracket past the limit.
+        position: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The log refused or failed.
     #[error(transparent)]
     Log(#[from] intake_log::Error),

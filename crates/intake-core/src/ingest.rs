@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::future::try_join_all;
 use intake_format::Framing;
+use intake_format::api::Format;
 use intake_format::api::PartitionOffsets;
 use intake_log::{EncodedBatch, Header, NewRecord};
 
@@ -142,12 +143,33 @@ pub(crate) fn prepare(
             name: stream.name().to_owned(),
         });
     }
+    let json = matches!(stream.codec.format(), Format::Json | Format::Ndjson);
+    let too_deep = |bytes: &[u8]| {
+        intake_format::depth_exceeded_at(bytes, limits.max_json_depth).map(|position| {
+            Error::TooDeep {
+                position,
+                limit: limits.max_json_depth,
+            }
+        })
+    };
     let (items, syntax_checked) = match request.items {
         Items::Body { body, framing } => {
+            if json {
+                if let Some(e) = too_deep(&body) {
+                    return Err(e);
+                }
+            }
             let values = stream.codec.split(&body, framing)?;
             (values.into_iter().map(Item::new).collect::<Vec<_>>(), true)
         }
-        Items::Split(items) => (items, false),
+        Items::Split(items) => {
+            if json {
+                if let Some(e) = items.iter().find_map(|i| too_deep(&i.value)) {
+                    return Err(e);
+                }
+            }
+            (items, false)
+        }
     };
     if items.len() > limits.max_records_per_request {
         return Err(Error::TooManyRecords {

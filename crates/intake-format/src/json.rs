@@ -74,10 +74,59 @@ pub fn check_json(index: usize, item: &[u8]) -> Result<(), FormatError> {
         .map_err(|e| FormatError::record(index, None, format!("not JSON: {}", e)))
 }
 
+/// The byte position at which `body` nests JSON arrays and objects deeper
+/// than `limit`, or `None` when it stays within. One pass, no recursion and
+/// no allocation, so it runs before any parser sees a hostile body (100,000
+/// open brackets cost 100,000 steps, not a stack). Brackets inside strings
+/// do not count; the body need not be valid JSON. NDJSON works too: each
+/// valid line closes what it opens.
+pub fn depth_exceeded_at(body: &[u8], limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (at, &b) in body.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(at);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn depth_at_and_past_the_limit() {
+        assert_eq!(depth_exceeded_at(b"[[[1]]]", 3), None);
+        assert_eq!(depth_exceeded_at(b"[[[[1]]]]", 3), Some(3));
+        assert_eq!(depth_exceeded_at(br#"{"a":{"b":[1]}}"#, 3), None);
+        assert_eq!(depth_exceeded_at(br#"{"a":{"b":[{}]}}"#, 3), Some(10));
+        // Brackets in strings, escaped quotes, and NDJSON lines.
+        assert_eq!(depth_exceeded_at(br#"["[[[[\"[[["]"#, 1), None);
+        assert_eq!(depth_exceeded_at(b"[[1]]\n[[2]]\n", 2), None);
+        let deep = "[".repeat(100_000);
+        assert_eq!(depth_exceeded_at(deep.as_bytes(), 64), Some(64));
+    }
 
     #[test]
     fn object_is_one_record_array_is_many() {
@@ -127,6 +176,7 @@ mod tests {
             let body = Bytes::from(body);
             let _ = split_json(&body);
             let _ = split_ndjson(&body);
+            let _ = depth_exceeded_at(&body, 3);
         }
 
         #[test]

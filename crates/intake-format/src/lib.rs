@@ -25,4 +25,4 @@ pub mod time;
 
 pub use codec::{DecodedRecord, Framing, RecordCodec};
 pub use error::FormatError;
-pub use json::{check_json, split_json, split_ndjson};
+pub use json::{check_json, depth_exceeded_at, split_json, split_ndjson};

@@ -86,6 +86,32 @@ pub struct Limits {
     pub max_records_per_request: usize,
     /// Largest single record in bytes (default 1 MiB); larger gets 413.
     pub max_record_bytes: usize,
+    /// Largest body after `Content-Encoding: gzip | deflate | zstd` is
+    /// undone, in bytes (default 64 MiB). Decoding streams and stops at the
+    /// limit, so a decompression bomb costs at most this much memory and
+    /// gets 413.
+    pub max_decompressed_bytes: usize,
+    /// Deepest nesting of JSON arrays and objects in a record (default 64,
+    /// at most 128); deeper gets 400 `json_too_deep`.
+    pub max_json_depth: usize,
+    /// Most header lines in one request (default 100); more gets 431.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers) in bytes (default
+    /// 64 KiB, at least 8192); larger gets 431.
+    pub max_header_bytes: usize,
+    /// A client must send the request head, and then the body, each within
+    /// this time (default "30s"). A slow body gets 408; a connection that
+    /// does not finish its head in time is closed, and so is a keep-alive
+    /// connection idle this long.
+    #[serde(with = "humantime_serde")]
+    pub request_read_timeout: Duration,
+    /// Open connections at most (default 10000); one more is answered 503
+    /// with Retry-After and closed.
+    pub max_connections: usize,
+    /// Push requests per second one stream accepts, over all faces and
+    /// clients (default unset: no limit); more get 429 with Retry-After.
+    /// Bursts of up to one second's worth pass.
+    pub stream_requests_per_second: Option<u32>,
     /// Requests handled at once; more are answered 503 with Retry-After at
     /// once rather than queued (default 4096).
     pub max_concurrent_requests: usize,
@@ -111,6 +137,13 @@ impl Default for Limits {
             max_admin_body_bytes: 1024 * 1024,
             max_records_per_request: ingest.max_records_per_request,
             max_record_bytes: ingest.max_record_bytes,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            max_json_depth: ingest.max_json_depth,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+            request_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            stream_requests_per_second: None,
             max_concurrent_requests: 4096,
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
@@ -119,6 +152,12 @@ impl Default for Limits {
         }
     }
 }
+
+/// serde_json refuses deeper documents whatever the setting.
+const MAX_JSON_DEPTH: usize = 128;
+
+/// hyper's smallest read buffer.
+const MIN_HEADER_BYTES: usize = 8192;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +203,37 @@ impl Config {
             self.limits.max_concurrent_requests,
         )?;
         positive("limits.max_read_records", self.limits.max_read_records)?;
+        positive(
+            "limits.max_decompressed_bytes",
+            self.limits.max_decompressed_bytes,
+        )?;
+        positive("limits.max_json_depth", self.limits.max_json_depth)?;
+        positive("limits.max_headers", self.limits.max_headers)?;
+        positive("limits.max_connections", self.limits.max_connections)?;
+        if self.limits.stream_requests_per_second == Some(0) {
+            return Err(InvalidParameter {
+                name: "limits.stream_requests_per_second",
+                reason: "must be at least 1 (leave it unset for no limit)".into(),
+            });
+        }
+        if self.limits.max_json_depth > MAX_JSON_DEPTH {
+            return Err(InvalidParameter {
+                name: "limits.max_json_depth",
+                reason: format!("at most {MAX_JSON_DEPTH} (the JSON parser's own bound)"),
+            });
+        }
+        if self.limits.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(InvalidParameter {
+                name: "limits.max_header_bytes",
+                reason: format!("must be at least {MIN_HEADER_BYTES}"),
+            });
+        }
+        if self.limits.request_read_timeout.is_zero() {
+            return Err(InvalidParameter {
+                name: "limits.request_read_timeout",
+                reason: "must be longer than zero".into(),
+            });
+        }
         positive("limits.max_read_bytes", self.limits.max_read_bytes)?;
         if self.limits.request_timeout.is_zero() {
             return Err(InvalidParameter {
@@ -190,8 +260,60 @@ impl Config {
             limits: IngestLimits {
                 max_records_per_request: self.limits.max_records_per_request,
                 max_record_bytes: self.limits.max_record_bytes,
+                max_json_depth: self.limits.max_json_depth,
             },
             streams: self.streams.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_roundtrips_and_is_valid() {
+        let config = Config::default();
+        config.validate().unwrap();
+        let text = toml::to_string(&config).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn limits_are_checked_at_their_edges() {
+        let with = |f: fn(&mut Limits)| {
+            let mut config = Config::default();
+            f(&mut config.limits);
+            config.validate().map_err(|e| e.name)
+        };
+        assert_eq!(with(|l| l.max_json_depth = 128), Ok(()));
+        assert_eq!(
+            with(|l| l.max_json_depth = 129),
+            Err("limits.max_json_depth")
+        );
+        assert_eq!(with(|l| l.max_header_bytes = 8192), Ok(()));
+        assert_eq!(
+            with(|l| l.max_header_bytes = 8191),
+            Err("limits.max_header_bytes")
+        );
+        assert_eq!(with(|l| l.max_connections = 1), Ok(()));
+        assert_eq!(
+            with(|l| l.max_connections = 0),
+            Err("limits.max_connections")
+        );
+        assert_eq!(with(|l| l.stream_requests_per_second = Some(1)), Ok(()));
+        assert_eq!(
+            with(|l| l.stream_requests_per_second = Some(0)),
+            Err("limits.stream_requests_per_second")
+        );
+        assert_eq!(
+            with(|l| l.request_read_timeout = Duration::ZERO),
+            Err("limits.request_read_timeout")
+        );
+        assert_eq!(
+            with(|l| l.max_decompressed_bytes = 0),
+            Err("limits.max_decompressed_bytes")
+        );
     }
 }

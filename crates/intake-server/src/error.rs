@@ -29,6 +29,37 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The body, once its `Content-Encoding` is undone, is larger than the
+    /// limit; decoding stopped there.
+    #[error("the decompressed request body is larger than the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// A `Content-Encoding` this node does not decode.
+    #[error("content encoding {got:?} is not accepted; send gzip, deflate, zstd or identity")]
+    UnsupportedEncoding {
+        /// What the client sent.
+        got: String,
+    },
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {0:?}")]
+    SlowClient(Duration),
+    /// The stream's request rate is used up.
+    #[error(
+        "stream {stream:?} accepts at most {per_second} requests per second; retry after {retry_after} s"
+    )]
+    RateLimited {
+        /// The stream.
+        stream: String,
+        /// Its limit.
+        per_second: u32,
+        /// Seconds until a request will pass.
+        retry_after: u64,
+    },
+    /// The node has as many open connections as it accepts.
+    #[error("the node is at its limit of {0} open connections")]
+    TooManyConnections(usize),
     /// The body's content type is not one this route reads.
     #[error("content type {got:?} is not accepted here; send {accepted}")]
     UnsupportedMediaType {
@@ -80,9 +111,9 @@ impl ApiError {
                 CoreError::StreamExists { .. } | CoreError::StreamPaused { .. } => {
                     StatusCode::CONFLICT
                 }
-                CoreError::InvalidDefinition { .. } | CoreError::Format(_) => {
-                    StatusCode::BAD_REQUEST
-                }
+                CoreError::InvalidDefinition { .. }
+                | CoreError::Format(_)
+                | CoreError::TooDeep { .. } => StatusCode::BAD_REQUEST,
                 CoreError::TooManyRecords { .. } | CoreError::RecordTooLarge { .. } => {
                     StatusCode::PAYLOAD_TOO_LARGE
                 }
@@ -90,8 +121,15 @@ impl ApiError {
                 CoreError::Catalog(_) | CoreError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } | Self::DecompressedTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::SlowClient(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -114,12 +152,18 @@ impl ApiError {
                 CoreError::Format(_) => "invalid_definition",
                 CoreError::TooManyRecords { .. } => "too_many_records",
                 CoreError::RecordTooLarge { .. } => "record_too_large",
+                CoreError::TooDeep { .. } => "json_too_deep",
                 CoreError::Log(e) => log_errors::log_code(e),
                 CoreError::Catalog(_) => "catalog_unavailable",
                 CoreError::ShuttingDown => "shutting_down",
                 _ => "internal",
             },
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::DecompressedTooLarge { .. } => "decompressed_too_large",
+            Self::UnsupportedEncoding { .. } => "unsupported_encoding",
+            Self::SlowClient(_) => "request_read_timeout",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TooManyConnections(_) => "too_many_connections",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
             Self::RouteNotFound { .. } => "not_found",
@@ -150,6 +194,9 @@ impl ApiError {
 
     /// For 503 and 507: how long the client should wait before retrying.
     pub fn retry_after(&self) -> Option<u64> {
+        if let Self::RateLimited { retry_after, .. } = self {
+            return Some(*retry_after);
+        }
         matches!(
             self.status(),
             StatusCode::SERVICE_UNAVAILABLE

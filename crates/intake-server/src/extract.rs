@@ -8,15 +8,20 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use crate::config::Limits;
+use crate::content_encoding;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Reads a whole body, refusing it with 413 past `limit` (at once when the
-/// `Content-Length` says so, else as soon as the limit is crossed).
+/// `Content-Length` says so, else as soon as the limit is crossed) and 408
+/// when it does not arrive within `limits.request_read_timeout`; then
+/// undoes its `Content-Encoding` within `limits.max_decompressed_bytes`.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: axum::body::Body,
     limit: usize,
+    limits: &Limits,
 ) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
@@ -25,16 +30,21 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit exceeded");
-        if too_large {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })
+    let read = axum::body::to_bytes(body, limit);
+    let body = match tokio::time::timeout(limits.request_read_timeout, read).await {
+        Err(_) => return Err(ApiError::SlowClient(limits.request_read_timeout)),
+        Ok(read) => read.map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit exceeded");
+            if too_large {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {e}"))
+            }
+        })?,
+    };
+    content_encoding::decode(headers, body, limits.max_decompressed_bytes).await
 }
 
 /// The body of a push route, within `limits.max_body_bytes`.
@@ -49,7 +59,13 @@ impl FromRequest<AppState> for PushBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+        let body = read_body(
+            &parts.headers,
+            body,
+            state.limits.max_body_bytes,
+            &state.limits,
+        )
+        .await?;
         Ok(Self {
             headers: parts.headers,
             body,
@@ -75,7 +91,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
                 });
             }
         }
-        let body = read_body(&parts.headers, body, state.limits.max_admin_body_bytes).await?;
+        let body = read_body(
+            &parts.headers,
+            body,
+            state.limits.max_admin_body_bytes,
+            &state.limits,
+        )
+        .await?;
         serde_json::from_slice(&body)
             .map(Self)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))

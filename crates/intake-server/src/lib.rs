@@ -7,6 +7,7 @@
 //! end live tails, then close the log (write and fsync what is queued).
 
 mod config;
+mod content_encoding;
 mod dashboard;
 mod drain;
 mod error;
@@ -15,10 +16,10 @@ mod faces;
 mod health;
 mod listener;
 mod metrics;
+mod rate_limit;
 mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,10 +147,10 @@ pub fn push_router(state: AppState) -> Router {
 /// An I/O error of the listener.
 pub async fn serve_push(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let draining = state.draining.clone();
-    let app = push_router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { draining.cancelled().await })
-        .await
+    let limits = state.limits;
+    let metrics = Arc::clone(&state.metrics);
+    listener::serve(listener, push_router(state), limits, metrics, draining).await;
+    Ok(())
 }
 
 /// A wrong method, in the shape of the face that owns the path; axum adds
@@ -187,8 +188,8 @@ pub async fn run(
             }
         }
     });
-    let listener = listener::CountConnections::new(listener, metrics);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = state.limits;
+    let serve = listener::serve(listener, router(state), limits, metrics, draining.clone());
     let signal = {
         let draining = draining.clone();
         async move {
@@ -197,17 +198,16 @@ pub async fn run(
             draining.cancel();
         }
     };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let result = tokio::select! {
-        r = serve => r,
+    tokio::spawn(signal);
+    tokio::select! {
+        () = serve => {}
         () = async { draining.cancelled().await; tokio::time::sleep(patience).await } => {
             tracing::warn!(?patience, "in-flight requests did not finish in time; closing anyway");
-            Ok(())
         }
-    };
+    }
     upkeep.abort();
     node.shutdown().await;
-    result
+    Ok(())
 }
 
 /// How often histogram samples are folded into their buckets between

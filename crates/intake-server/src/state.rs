@@ -2,12 +2,15 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Instant;
 
 use intake_core::{IngestOutcome, IngestRequest, Items, Node, Stream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
+use crate::error::ApiError;
 use crate::metrics::{Metrics, note_ingested, note_stream};
+use crate::rate_limit::RateLimits;
 
 /// Shared state of the HTTP layer; cloning it is one reference count.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct AppContext {
     pub draining: CancellationToken,
     /// This node's metrics (its own recorder, never the global one).
     pub metrics: Arc<Metrics>,
+    /// Per-stream request rates, when limited.
+    pub(crate) stream_rates: Option<RateLimits>,
 }
 
 impl AppState {
@@ -39,21 +44,32 @@ impl AppState {
             limits,
             draining: CancellationToken::new(),
             metrics,
+            stream_rates: limits.stream_requests_per_second.map(RateLimits::new),
         }))
     }
 
-    /// [`Node::ingest`], counted in the metrics of the current request
-    /// (its stream, and on success its records and payload bytes). Every
-    /// face pushes through here.
+    /// [`Node::ingest`] within the stream's request rate, counted in the
+    /// metrics of the current request (its stream, and on success its
+    /// records and payload bytes). Every face pushes through here.
     ///
     /// # Errors
-    /// As [`Node::ingest`].
+    /// [`ApiError::RateLimited`] past `limits.stream_requests_per_second`;
+    /// else as [`Node::ingest`].
     pub async fn ingest(
         &self,
         stream: &Stream,
         request: IngestRequest,
-    ) -> intake_core::Result<IngestOutcome> {
+    ) -> Result<IngestOutcome, ApiError> {
         note_stream(stream.name());
+        if let Some(rates) = &self.stream_rates {
+            rates
+                .take(stream.name(), Instant::now())
+                .map_err(|wait| ApiError::RateLimited {
+                    stream: stream.name().to_owned(),
+                    per_second: rates.per_second(),
+                    retry_after: wait.as_secs().max(1),
+                })?;
+        }
         let bytes = match &request.items {
             Items::Body { body, .. } => body.len(),
             Items::Split(items) => items.iter().map(|i| i.value.len()).sum(),

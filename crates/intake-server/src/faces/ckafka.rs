@@ -176,6 +176,7 @@ fn api_code(err: &ApiError) -> &'static str {
             | CoreError::PartitionNotFound { .. }
             | CoreError::TooManyRecords { .. }
             | CoreError::RecordTooLarge { .. }
+            | CoreError::TooDeep { .. }
             | CoreError::Log(LogError::BatchTooLarge { .. }) => "InvalidParameterValue",
             CoreError::Log(LogError::QueueFull { .. }) => "RequestLimitExceeded",
             CoreError::Log(LogError::NoSpace { .. }) => "ResourceInsufficient",
@@ -187,8 +188,15 @@ fn api_code(err: &ApiError) -> &'static str {
             }
             _ => "InternalError",
         },
-        ApiError::PayloadTooLarge { .. } => "InvalidParameterValue",
-        ApiError::UnsupportedMediaType { .. } => "InvalidRequest",
+        ApiError::PayloadTooLarge { .. } | ApiError::DecompressedTooLarge { .. } => {
+            "InvalidParameterValue"
+        }
+        ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
+            "InvalidRequest"
+        }
+        ApiError::SlowClient(_) => "InvalidRequest",
+        ApiError::RateLimited { .. } => "RequestLimitExceeded",
+        ApiError::TooManyConnections(_) => "RequestLimitExceeded",
         ApiError::BadRequest(_) => "InvalidParameter",
         ApiError::RouteNotFound { .. } => "InvalidAction",
         ApiError::MethodNotAllowed { .. } => "UnsupportedOperation",
@@ -250,7 +258,7 @@ async fn send_message(
         }
     }
     let limit = MAX_REQUEST_BYTES.min(state.limits.max_body_bytes);
-    let body = read_body(headers, body, limit).await?;
+    let body = read_body(headers, body, limit, &state.limits).await?;
     let (datahub_id, messages) = parse_request(&body)?;
     let stream = state
         .node
@@ -267,13 +275,17 @@ async fn send_message(
         .ingest(&stream, IngestRequest::items(items))
         .await
         .map_err(|e| match e {
-            CoreError::StreamPaused { .. } => CkafkaError::Suspended(datahub_id.clone()),
-            CoreError::Format(FormatError::InvalidRecord { index, .. })
-            | CoreError::RecordTooLarge { index, .. } => CkafkaError::InvalidParameterValue {
-                name: format!("Message.{index}.Body"),
-                reason: e.to_string(),
-            },
-            other => ApiError::from(other).into(),
+            ApiError::Core(CoreError::StreamPaused { .. }) => {
+                CkafkaError::Suspended(datahub_id.clone())
+            }
+            ApiError::Core(CoreError::Format(FormatError::InvalidRecord { index, .. }))
+            | ApiError::Core(CoreError::RecordTooLarge { index, .. }) => {
+                CkafkaError::InvalidParameterValue {
+                    name: format!("Message.{index}.Body"),
+                    reason: e.to_string(),
+                }
+            }
+            other => other.into(),
         })?;
     let stream_name = stream.name();
     Ok(outcome

@@ -69,7 +69,13 @@ async fn push_inner(state: &AppState, req: Request) -> Result<Response, ApiError
         }
         return Ok(response);
     }
-    let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+    let body = read_body(
+        &parts.headers,
+        body,
+        state.limits.max_body_bytes,
+        &state.limits,
+    )
+    .await?;
     let request = IngestRequest::body(body, Framing::Raw);
     if let [stream] = streams.as_slice() {
         state.ingest(stream, request).await?;

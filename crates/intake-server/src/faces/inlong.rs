@@ -221,7 +221,9 @@ fn api_code(err: &ApiError) -> u32 {
         ApiError::Core(core) => match core {
             CoreError::StreamPaused { .. } => code::SINK_UNREADY,
             CoreError::StreamNotFound { .. } => code::UNCONFIGURED,
-            CoreError::Format(_) | CoreError::PartitionNotFound { .. } => code::ITEMS_INVALID,
+            CoreError::Format(_)
+            | CoreError::TooDeep { .. }
+            | CoreError::PartitionNotFound { .. } => code::ITEMS_INVALID,
             CoreError::TooManyRecords { .. } | CoreError::RecordTooLarge { .. } => {
                 code::BODY_TOO_LONG
             }
@@ -234,8 +236,14 @@ fn api_code(err: &ApiError) -> u32 {
             }
             _ => code::UNKNOWN,
         },
-        ApiError::PayloadTooLarge { .. } => code::BODY_TOO_LONG,
-        ApiError::UnsupportedMediaType { .. } => code::UNSUPPORTED_CONTENT_TYPE,
+        ApiError::PayloadTooLarge { .. } | ApiError::DecompressedTooLarge { .. } => {
+            code::BODY_TOO_LONG
+        }
+        ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
+            code::UNSUPPORTED_CONTENT_TYPE
+        }
+        ApiError::SlowClient(_) => code::DECODE_FAILURE,
+        ApiError::RateLimited { .. } | ApiError::TooManyConnections(_) => code::OVERLOADED,
         ApiError::BadRequest(_) => code::DECODE_FAILURE,
         ApiError::RouteNotFound { .. } => code::UNSUPPORTED_URI,
         ApiError::MethodNotAllowed { .. } => code::UNSUPPORTED_METHOD,
@@ -417,7 +425,13 @@ async fn read_params(state: &AppState, req: Request) -> Result<Params, InlongErr
     let (parts, body) = req.into_parts();
     let mut params = Params::default();
     if parts.method == Method::POST {
-        let body = read_body(&parts.headers, body, state.limits.max_body_bytes).await?;
+        let body = read_body(
+            &parts.headers,
+            body,
+            state.limits.max_body_bytes,
+            &state.limits,
+        )
+        .await?;
         if !body.is_empty() {
             if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
                 let ct = ct.to_str().unwrap_or("(not text)");

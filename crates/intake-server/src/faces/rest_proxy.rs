@@ -395,7 +395,7 @@ async fn produce_records(
         }
         .into());
     };
-    let body = read_body(headers, body, state.limits.max_body_bytes).await?;
+    let body = read_body(headers, body, state.limits.max_body_bytes, &state.limits).await?;
     let request: ProduceRequest<'_> = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             RestProxyError::InvalidBody(format!("invalid produce request: {e}"))
