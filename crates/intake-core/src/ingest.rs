@@ -154,19 +154,15 @@ pub(crate) fn prepare(
     };
     let (items, syntax_checked) = match request.items {
         Items::Body { body, framing } => {
-            if json {
-                if let Some(e) = too_deep(&body) {
-                    return Err(e);
-                }
+            if json && let Some(e) = too_deep(&body) {
+                return Err(e);
             }
             let values = stream.codec.split(&body, framing)?;
             (values.into_iter().map(Item::new).collect::<Vec<_>>(), true)
         }
         Items::Split(items) => {
-            if json {
-                if let Some(e) = items.iter().find_map(|i| too_deep(&i.value)) {
-                    return Err(e);
-                }
+            if json && let Some(e) = items.iter().find_map(|i| too_deep(&i.value)) {
+                return Err(e);
             }
             (items, false)
         }

@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(depth_exceeded_at(b"[[[1]]]", 3), None);
         assert_eq!(depth_exceeded_at(b"[[[[1]]]]", 3), Some(3));
         assert_eq!(depth_exceeded_at(br#"{"a":{"b":[1]}}"#, 3), None);
-        assert_eq!(depth_exceeded_at(br#"{"a":{"b":[{}]}}"#, 3), Some(10));
+        assert_eq!(depth_exceeded_at(br#"{"a":{"b":[{}]}}"#, 3), Some(11));
         // Brackets in strings, escaped quotes, and NDJSON lines.
         assert_eq!(depth_exceeded_at(br#"["[[[[\"[[["]"#, 1), None);
         assert_eq!(depth_exceeded_at(b"[[1]]\n[[2]]\n", 2), None);
