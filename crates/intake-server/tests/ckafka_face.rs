@@ -288,12 +288,13 @@ async fn actions_content_types_and_methods_are_checked() {
             "content type \"text/plain\" is not accepted here; send application/json"
         )
     );
-    let (answer, _) = call(&node, Request::get("/").body(Body::empty()).unwrap()).await;
+    // GET / is the dashboard's; other methods are the API 3.0 face's.
+    let (answer, _) = call(&node, Request::put("/").body(Body::empty()).unwrap()).await;
     assert_eq!(
         answer,
         error(
             "UnsupportedOperation",
-            "method GET is not allowed here; the Allow header lists the accepted ones"
+            "method PUT is not allowed here; the Allow header lists the accepted ones"
         )
     );
     assert_eq!(total(&node).await, 0);
