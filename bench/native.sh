@@ -14,7 +14,7 @@ secs=${1:-8}
 port=${PORT:-46802}
 cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
 data=$(mktemp -d)
-"$root/target/release/intake" serve ${WORKERS:+--worker-threads $WORKERS} --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
+"${CARGO_TARGET_DIR:-$root/target}/release/intake" serve ${WORKERS:+--worker-threads $WORKERS} --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 until grep -q "listening on" "$data/stdout" 2>/dev/null; do sleep 0.1; done

@@ -112,11 +112,19 @@ pub(crate) fn run(url: &str, args: BenchArgs) -> anyhow::Result<bool> {
     if let Some(rate) = args.rate {
         anyhow::ensure!(rate > 0.0, "--rate must be above 0");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    // One thread is one event loop, like wrk -t1: no wake-ups across
+    // threads on the generator's side.
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the runtime")?;
     runtime.block_on(bench(url, args))
 }
 
@@ -403,7 +411,7 @@ impl Worker {
         };
         let started = Instant::now();
         let mut records = Vec::with_capacity(self.records_per_request);
-        let mut body = String::new();
+        let mut body = String::with_capacity(self.records_per_request * (self.maker.size + 16));
         let mut index: u64 = 0;
         loop {
             if self.live.stop.load(Ordering::Relaxed) {
@@ -441,7 +449,11 @@ impl Worker {
             if let Some(action) = self.target.action {
                 request = request.header("x-tc-action", action);
             }
-            let Ok(request) = request.body(Full::new(Bytes::from(body.clone()))) else {
+            let payload = Bytes::from(std::mem::replace(
+                &mut body,
+                String::with_capacity(len as usize),
+            ));
+            let Ok(request) = request.body(Full::new(payload)) else {
                 break;
             };
             let outcome = conn.send(request).await;
