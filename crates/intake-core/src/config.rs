@@ -108,6 +108,9 @@ pub struct CoreConfig {
     pub data_dir: PathBuf,
     /// Catalog URL; `None` for the embedded SQLite file in `data_dir`.
     pub catalog: Option<String>,
+    /// With a shared catalog (not SQLite), how often to re-read it for
+    /// streams created, paused or deleted by other nodes.
+    pub catalog_poll_interval: std::time::Duration,
     /// Create a schemaless JSON stream when a push names an unknown one.
     pub auto_create_streams: bool,
     /// Log tuning.
@@ -124,11 +127,18 @@ impl CoreConfig {
         Self {
             data_dir: data_dir.into(),
             catalog: None,
+            catalog_poll_interval: std::time::Duration::from_secs(2),
             auto_create_streams: false,
             log: LogSettings::default(),
             limits: IngestLimits::default(),
             streams: Vec::new(),
         }
+    }
+
+    /// True when the catalog is a server other nodes may share (not the
+    /// embedded SQLite file).
+    pub fn shares_catalog(&self) -> bool {
+        !self.catalog_url().starts_with("sqlite:")
     }
 
     /// The catalog URL to connect to.

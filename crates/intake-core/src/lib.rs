@@ -26,6 +26,7 @@
 //! ```
 
 mod catalog;
+pub mod cluster;
 pub mod config;
 mod error;
 mod ingest;
@@ -34,6 +35,7 @@ pub mod partitioner;
 mod stream;
 
 pub use catalog::Catalog;
+pub use cluster::NodeRegistry;
 pub use config::{CoreConfig, IngestLimits, LogSettings};
 pub use error::{Error, Result};
 pub use ingest::{IngestOutcome, IngestRequest, Item, Items, now_ms};

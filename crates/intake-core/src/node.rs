@@ -341,6 +341,9 @@ impl Node {
         tracing::info!(streams = streams.len(), "streams opened");
         *node.registry.write() = Arc::new(Registry::build(streams));
         node.spawn_retention();
+        if node.config.shares_catalog() {
+            node.spawn_catalog_poll();
+        }
         Ok(node)
     }
 
@@ -660,6 +663,107 @@ impl Node {
                 }
                 let Some(node) = node.upgrade() else { return };
                 node.enforce_retention().await;
+            }
+        });
+    }
+
+    /// Every definition in the catalog (for a node syncing from a manager).
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub async fn catalog_definitions(&self) -> Result<Vec<StreamDefinition>> {
+        self.catalog.list().await
+    }
+
+    /// Brings the open streams in line with `definitions` (read from a
+    /// shared catalog or a manager): opens the streams this node lacks,
+    /// applies pause and resume, and closes the streams that are gone,
+    /// moving their data aside under `data_dir/trash`. With `persist` the
+    /// changes are also written to this node's own catalog, so a restart
+    /// without the manager serves the same streams. Other changes to an
+    /// existing definition take effect when the node restarts.
+    ///
+    /// # Errors
+    /// Catalog or log errors; what was applied before the error stays.
+    pub async fn reconcile(&self, definitions: Vec<StreamDefinition>, persist: bool) -> Result<()> {
+        let _guard = self.changes.lock().await;
+        let registry = self.registry();
+        let mut streams = registry.streams.clone();
+        let mut changed = false;
+        let wanted: std::collections::BTreeSet<String> =
+            definitions.iter().map(|d| d.name.clone()).collect();
+        for def in definitions {
+            match streams.get(&def.name) {
+                Some(stream) => {
+                    if stream.state() != def.state {
+                        if persist {
+                            let mut stored = stream.definition();
+                            stored.state = def.state;
+                            self.catalog.update(&stored).await?;
+                        }
+                        stream.set_state(def.state);
+                        tracing::info!(stream = %def.name, state = ?def.state, "stream state synced");
+                    }
+                }
+                None => {
+                    let def = normalize_definition(def)?;
+                    self.clear_orphan_dir(&def.name)?;
+                    if persist && self.catalog.get(&def.name).await?.is_none() {
+                        self.catalog.insert(&def).await?;
+                    }
+                    let stream = self.open_stream(def.clone()).await?;
+                    tracing::info!(stream = %def.name, "stream synced from the catalog");
+                    streams.insert(def.name, Arc::new(stream));
+                    changed = true;
+                }
+            }
+        }
+        let gone: Vec<String> = streams
+            .keys()
+            .filter(|name| !wanted.contains(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(stream) = streams.remove(&name) {
+                if persist {
+                    self.catalog.delete(&name).await?;
+                }
+                for p in &stream.partitions {
+                    p.close().await.ok();
+                }
+                self.clear_orphan_dir(&name)?;
+                tracing::info!(stream = %name, "stream removed: gone from the catalog");
+                changed = true;
+            }
+        }
+        if changed {
+            *self.registry.write() = Arc::new(Registry::build(streams));
+        }
+        Ok(())
+    }
+
+    /// With a shared catalog, re-reads it every `catalog_poll_interval` so
+    /// that streams created, paused or deleted elsewhere reach this node.
+    fn spawn_catalog_poll(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        let every = self.config.catalog_poll_interval;
+        let cancel = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let Some(node) = node.upgrade() else { return };
+                let synced = match node.catalog.list().await {
+                    Ok(defs) => node.reconcile(defs, false).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = synced {
+                    tracing::warn!(error = %e, "catalog sync failed; retrying");
+                }
             }
         });
     }

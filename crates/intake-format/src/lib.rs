@@ -16,6 +16,7 @@
 //! ```
 
 pub mod api;
+pub mod cluster;
 mod codec;
 pub mod delimited;
 mod error;
