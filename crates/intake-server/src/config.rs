@@ -25,6 +25,13 @@ pub struct Config {
     /// Catalog database URL; unset for the embedded SQLite file
     /// `<data_dir>/catalog.db`.
     pub catalog: Option<String>,
+    /// With a shared catalog (`postgres://...`), how often each node
+    /// re-reads it for streams created, paused or deleted elsewhere
+    /// (default `2s`).
+    #[serde(with = "humantime_serde")]
+    pub catalog_poll_interval: Duration,
+    /// Membership of a cluster (`[cluster]`).
+    pub cluster: ClusterConfig,
     /// Create a schemaless JSON stream when a push names an unknown one.
     pub auto_create_streams: bool,
     /// Request limits.
@@ -62,12 +69,47 @@ impl Default for Config {
             push_listen: None,
             data_dir: PathBuf::from("./intake-data"),
             catalog: None,
+            catalog_poll_interval: Duration::from_secs(2),
+            cluster: ClusterConfig::default(),
             auto_create_streams: false,
             limits: Limits::default(),
             log: LogSettings::default(),
             worker_threads: None,
             streams: Vec::new(),
             log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Cluster membership (`[cluster]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Serve the manager API on this node: the node registry
+    /// (`/v1/cluster/...`) and InLong Manager's `getIpList` and heartbeat
+    /// report (`intake manager` and `intake serve --manager` set it).
+    pub manager: bool,
+    /// Manager URL to heartbeat to (`http://HOST:PORT`); unset for a
+    /// standalone node. A joined node also takes its streams from the
+    /// manager's catalog.
+    pub join: Option<String>,
+    /// `HOST:PORT` clients should dial, reported in heartbeats; unset for
+    /// the listen address (which must then not be `0.0.0.0`).
+    pub advertise: Option<String>,
+    /// How often a node heartbeats, and how often a joined node syncs its
+    /// streams from the manager (default `5s`). The manager counts a node
+    /// offline after three missed intervals.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            manager: false,
+            join: None,
+            advertise: None,
+            heartbeat_interval: Duration::from_secs(5),
         }
     }
 }
@@ -255,6 +297,7 @@ impl Config {
         CoreConfig {
             data_dir: self.data_dir.clone(),
             catalog: self.catalog.clone(),
+            catalog_poll_interval: self.catalog_poll_interval,
             auto_create_streams: self.auto_create_streams,
             log: self.log.clone(),
             limits: IngestLimits {

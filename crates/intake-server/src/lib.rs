@@ -6,6 +6,7 @@
 //! let in-flight requests finish (bounded by `limits.shutdown_timeout`),
 //! end live tails, then close the log (write and fsync what is queued).
 
+mod cluster;
 mod config;
 mod content_encoding;
 mod dashboard;
@@ -34,7 +35,8 @@ use tower::ServiceBuilder;
 use tower::timeout::error::Elapsed;
 use tower_http::trace::TraceLayer;
 
-pub use config::{Config, InvalidParameter, Limits, LogFormat};
+pub use cluster::spawn_membership;
+pub use config::{ClusterConfig, Config, InvalidParameter, Limits, LogFormat};
 pub use error::ApiError;
 pub use metrics::{Metrics, StreamTotals, metric_names};
 pub use state::{AppContext, AppState};
@@ -50,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(faces::inlong::routes())
         .merge(faces::ckafka::routes())
         .merge(faces::rest_proxy::routes())
+        .merge(faces::inlong_manager::routes())
+        .merge(cluster::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

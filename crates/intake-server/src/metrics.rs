@@ -63,7 +63,8 @@ const GROUP_BYTES_BUCKETS: &[f64] = &[
 ];
 
 /// The faces, as metric labels; a [`Face`]'s index is its place here.
-pub(crate) const FACE_LABELS: [&str; 4] = ["native", "inlong", "ckafka", "rest_proxy"];
+pub(crate) const FACE_LABELS: [&str; 5] =
+    ["native", "inlong", "ckafka", "rest_proxy", "inlong_manager"];
 
 impl Face {
     fn index(self) -> usize {
@@ -72,6 +73,7 @@ impl Face {
             Self::Inlong => 1,
             Self::Ckafka => 2,
             Self::RestProxy => 3,
+            Self::InlongManager => 4,
         }
     }
 }

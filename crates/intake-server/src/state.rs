@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use intake_core::{IngestOutcome, IngestRequest, Items, Node, Stream};
+use intake_core::{IngestOutcome, IngestRequest, Items, Node, NodeRegistry, Stream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
@@ -30,6 +30,8 @@ pub struct AppContext {
     pub metrics: Arc<Metrics>,
     /// Per-stream request rates, when limited.
     pub(crate) stream_rates: Option<RateLimits>,
+    /// The node registry, when this node is a manager.
+    pub manager: std::sync::OnceLock<Arc<NodeRegistry>>,
 }
 
 impl AppState {
@@ -45,7 +47,18 @@ impl AppState {
             draining: CancellationToken::new(),
             metrics,
             stream_rates: limits.stream_requests_per_second.map(RateLimits::new),
+            manager: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Makes this node a manager keeping `registry`; a node has at most
+    /// one registry, so a second call changes nothing.
+    #[must_use]
+    pub fn with_manager(self, registry: Arc<NodeRegistry>) -> Self {
+        if self.manager.set(registry).is_err() {
+            tracing::warn!("this node already is a manager; keeping its registry");
+        }
+        self
     }
 
     /// [`Node::ingest`] within the stream's request rate, counted in the

@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run a node.
     Serve(ServeArgs),
+    /// Run a cluster manager: the node registry, InLong's getIpList and the
+    /// catalog (`intake serve --manager`; it accepts pushes like any node).
+    Manager(ServeArgs),
     /// Manage streams.
     Stream {
         #[command(flatten)]
@@ -114,6 +117,18 @@ pub(crate) struct ServeArgs {
     /// Log lines as `text` or `json` [default: text].
     #[arg(long)]
     pub(crate) log_format: Option<LogFormatArg>,
+    /// Also be the cluster's manager: keep the node registry and answer
+    /// `getIpList` (`[cluster] manager`).
+    #[arg(long)]
+    pub(crate) manager: bool,
+    /// Join the manager at this URL: heartbeat to it and take streams from
+    /// its catalog (`[cluster] join`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) join: Option<String>,
+    /// `HOST:PORT` that clients should dial, when the listen address is not
+    /// (`[cluster] advertise`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) advertise: Option<String>,
 }
 
 /// `--log-format`.
@@ -187,7 +202,18 @@ enum StreamCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Command::Serve(args) = cli.command {
+    let (serve_args, command) = match cli.command {
+        Command::Serve(args) => (Some(args), None),
+        Command::Manager(args) => (
+            Some(ServeArgs {
+                manager: true,
+                ..args
+            }),
+            None,
+        ),
+        other => (None, Some(other)),
+    };
+    if let Some(args) = serve_args {
         return match serve::serve(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
@@ -196,7 +222,10 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    if let Command::Bench { target, args } = cli.command {
+    let Some(command) = command else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    if let Command::Bench { target, args } = command {
         return match bench::run(&target.url, args) {
             Ok(true) => std::process::ExitCode::SUCCESS,
             Ok(false) => std::process::ExitCode::from(2),
@@ -217,8 +246,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(_) | Command::Bench { .. } => Ok(()),
+        match command {
+            Command::Serve(_) | Command::Manager(_) | Command::Bench { .. } => Ok(()),
             Command::Stream { target, command } => {
                 let client = api::Client::new(&target.url)?;
                 match command {

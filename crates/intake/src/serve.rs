@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use intake_core::Node;
+use std::sync::Arc;
+
+use intake_core::{Node, NodeRegistry};
 use intake_server::{AppState, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +46,15 @@ pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(threads) = args.worker_threads {
         config.worker_threads = Some(threads);
+    }
+    if args.manager {
+        config.cluster.manager = true;
+    }
+    if let Some(join) = &args.join {
+        config.cluster.join = Some(join.clone());
+    }
+    if let Some(advertise) = &args.advertise {
+        config.cluster.advertise = Some(advertise.clone());
     }
     match args.log_format {
         Some(LogFormatArg::Text) => config.log_format = LogFormat::Text,
@@ -115,7 +126,31 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(node, config.limits);
+    let mut state = AppState::new(node, config.limits);
+    if config.cluster.manager {
+        let interval = config.cluster.heartbeat_interval.as_millis() as u64;
+        state = state.with_manager(Arc::new(NodeRegistry::new(interval)));
+        tracing::info!("this node is the cluster manager");
+    }
+    let membership = match &config.cluster.join {
+        Some(manager) => {
+            let advertise = match &config.cluster.advertise {
+                Some(a) => a.clone(),
+                None if addr.ip().is_unspecified() => anyhow::bail!(
+                    "--join needs --advertise HOST:PORT when listening on {addr}: clients cannot dial an unspecified address"
+                ),
+                None => addr.to_string(),
+            };
+            tracing::info!(%manager, %advertise, "joining the cluster");
+            Some(intake_server::spawn_membership(
+                state.clone(),
+                manager.clone(),
+                advertise,
+                config.cluster.heartbeat_interval,
+            ))
+        }
+        None => None,
+    };
     let shutdown = shutdown_signal();
     if let Some(push_addr) = config.push_listen {
         let push = tokio::net::TcpListener::bind(push_addr)
@@ -134,6 +169,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening");
     intake_server::run(listener, state, shutdown).await?;
+    if let Some(task) = membership {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -9,6 +9,7 @@
 pub(crate) mod ckafka;
 pub(crate) mod ekuiper;
 pub(crate) mod inlong;
+pub(crate) mod inlong_manager;
 pub(crate) mod native;
 pub(crate) mod rest_proxy;
 
@@ -27,6 +28,8 @@ pub(crate) enum Face {
     Ckafka,
     /// `/topics...`.
     RestProxy,
+    /// `/inlong/manager/...`.
+    InlongManager,
 }
 
 impl Face {
@@ -36,6 +39,8 @@ impl Face {
             Self::Ckafka
         } else if path == "/dataproxy" || path.starts_with("/dataproxy/") {
             Self::Inlong
+        } else if path.starts_with(inlong_manager::PREFIX) {
+            Self::InlongManager
         } else if path == "/topics" || path.starts_with("/topics/") {
             Self::RestProxy
         } else {
@@ -50,6 +55,7 @@ impl Face {
             Self::Inlong => inlong::render(inlong::InlongError::Api(err), None),
             Self::Ckafka => ckafka::render(ckafka::CkafkaError::Api(err), None),
             Self::RestProxy => rest_proxy::render(rest_proxy::RestProxyError::Api(err)),
+            Self::InlongManager => inlong_manager::render(err),
         }
     }
 }
@@ -69,6 +75,10 @@ mod tests {
             ("/topics/t/partitions/0", Face::RestProxy),
             ("/v1/streams", Face::Native),
             ("/healthz", Face::Native),
+            (
+                "/inlong/manager/openapi/dataproxy/getIpList/g",
+                Face::InlongManager,
+            ),
         ] {
             assert_eq!(Face::of(path), face, "{path}");
         }
