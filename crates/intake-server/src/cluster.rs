@@ -16,7 +16,7 @@ use axum::response::Json;
 use axum::routing::{get, post};
 use intake_core::NodeRegistry;
 use intake_format::api::StreamList;
-use intake_format::cluster::{Heartbeat, NodeList, NodeStatus};
+use intake_format::cluster::{Heartbeat, MAX_LOAD, NodeList, NodeStatus};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -103,6 +103,7 @@ pub fn spawn_membership(
         };
         let mut ticker = tokio::time::interval(interval);
         let mut synced_once = false;
+        let mut cpu = CpuUse::default();
         loop {
             tokio::select! {
                 () = state.draining.cancelled() => {
@@ -116,7 +117,9 @@ pub fn spawn_membership(
             }
             let load = state
                 .metrics
-                .load(&state.node, state.limits.max_concurrent_requests);
+                .load(&state.node, state.limits.max_concurrent_requests)
+                .max((cpu.sample() * f64::from(MAX_LOAD)).round() as u32)
+                .min(MAX_LOAD);
             let beat = Heartbeat {
                 ip: ip.clone(),
                 port,
@@ -169,4 +172,71 @@ async fn fetch_streams(http: &reqwest::Client, base: &str) -> reqwest::Result<St
         .error_for_status()?
         .json()
         .await
+}
+
+/// The process's CPU use between two samples, as a share of every core
+/// (Linux `/proc/self/stat`; 0 elsewhere).
+#[derive(Debug, Default)]
+struct CpuUse {
+    last: Option<(std::time::Instant, u64)>,
+}
+
+impl CpuUse {
+    /// Clock ticks per second of `/proc` (USER_HZ, 100 on Linux).
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    /// Share of all cores used since the previous call, 0.0–1.0.
+    fn sample(&mut self) -> f64 {
+        let Some(ticks) = process_cpu_ticks() else {
+            return 0.0;
+        };
+        let now = std::time::Instant::now();
+        let share = match self.last {
+            Some((at, before)) => {
+                let wall = now.duration_since(at).as_secs_f64();
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+                let used = ticks.saturating_sub(before) as f64 / Self::TICKS_PER_SECOND;
+                if wall > 0.0 {
+                    (used / wall / cores).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, ticks));
+        share
+    }
+}
+
+/// User plus system CPU ticks of this process.
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_use_is_a_share_between_zero_and_one() {
+        let mut cpu = CpuUse::default();
+        assert_eq!(cpu.sample(), 0.0, "the first sample has nothing to compare");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(200) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let share = cpu.sample();
+        assert!(share > 0.0 && share <= 1.0, "{share}");
+        assert!(process_cpu_ticks().is_some());
+    }
 }

@@ -138,8 +138,34 @@ pub(crate) async fn set_state(client: &Client, name: &str, pause: bool) -> anyho
 
 /// Sends NDJSON lines in batches; stops at the first refused batch and says
 /// how many records were acknowledged before it.
+/// Where `intake push` sends: one node, or a cluster through the SDK
+/// (discovery from the manager, least-load choice, retries and failover).
+pub(crate) enum PushVia {
+    /// One node's native API.
+    Node(Client),
+    /// The nodes a manager lists.
+    Cluster(intake_client::Client),
+}
+
+impl PushVia {
+    /// Sends one NDJSON batch; returns the records acknowledged.
+    async fn send(&self, stream: &str, body: bytes::Bytes) -> anyhow::Result<usize> {
+        match self {
+            Self::Node(client) => Ok(client.push_ndjson(stream, body).await?.records),
+            Self::Cluster(client) => {
+                let records = body
+                    .split(|b| *b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| body.slice_ref(line))
+                    .collect();
+                Ok(client.send(stream, records).await?.response.records)
+            }
+        }
+    }
+}
+
 pub(crate) async fn push(
-    client: &Client,
+    client: &PushVia,
     stream: &str,
     file: Option<PathBuf>,
     batch_records: usize,
@@ -161,10 +187,10 @@ pub(crate) async fn push(
             return Ok(());
         }
         let body = bytes::Bytes::from(std::mem::take(batch));
-        let answer = client.push_ndjson(stream, body).await.with_context(|| {
+        let records = client.send(stream, body).await.with_context(|| {
             format!("{acknowledged} records were acknowledged before this batch failed")
         })?;
-        acknowledged += answer.records;
+        acknowledged += records;
         requests += 1;
         *in_batch = 0;
         Ok(())

@@ -52,6 +52,10 @@ enum Command {
         /// Bytes per request, at most (a single longer line is sent alone).
         #[arg(long, default_value_t = 1024 * 1024)]
         batch_bytes: usize,
+        /// Send to the nodes this manager lists (least load first, with
+        /// retries and failover) instead of `--url`.
+        #[arg(long, value_name = "URL")]
+        manager: Option<String>,
     },
     /// Print a stream's records as they arrive (one JSON object per line).
     Tail {
@@ -284,9 +288,19 @@ fn main() -> std::process::ExitCode {
                 file,
                 batch_records,
                 batch_bytes,
+                manager,
             } => {
-                let client = api::Client::new(&target.url)?;
-                commands::push(&client, &stream, file, batch_records, batch_bytes).await
+                let via = match manager {
+                    Some(url) => commands::PushVia::Cluster(
+                        intake_client::Client::builder()
+                            .manager(url)
+                            .strategy(intake_client::Strategy::LeastLoad)
+                            .build()
+                            .await?,
+                    ),
+                    None => commands::PushVia::Node(api::Client::new(&target.url)?),
+                };
+                commands::push(&via, &stream, file, batch_records, batch_bytes).await
             }
             Command::Tail {
                 target,

@@ -1,0 +1,352 @@
+//! A manager and three nodes on loopback, as real processes: the SDK sends
+//! under load while one node gets SIGKILL and another a graceful stop.
+//! Every record the SDK reported as acknowledged is then found in the
+//! nodes' logs (the killed and stopped nodes are restarted to be read),
+//! getIpList stops listing the dead node within three heartbeat intervals,
+//! and the SDK's failover keeps its error count at zero.
+//!
+//! Run twice: with the catalog in PostgreSQL at 127.0.0.1:5432 (database
+//! `test`, a fresh schema) shared by every process, and with the embedded
+//! SQLite catalog on the manager, nodes taking their streams from it.
+//! The PostgreSQL run fails when PostgreSQL is not running.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use intake_client::{Client, RetryPolicy, Strategy};
+use intake_format::api::ReadResponse;
+use serde_json::Value;
+
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+struct Process {
+    child: Child,
+    addr: String,
+}
+
+impl Process {
+    fn start(args: &[&str], data_dir: &Path, catalog: Option<&str>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+        command
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("INTAKE_LOG", "warn")
+            .env("INTAKE_CLUSTER__HEARTBEAT_INTERVAL", "500ms")
+            .env("INTAKE_CATALOG_POLL_INTERVAL", "200ms")
+            .stdout(Stdio::piped());
+        if let Some(catalog) = catalog {
+            command.args(["--catalog", catalog]);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn fresh_postgres_schema(name: &str) -> String {
+    use sqlx::Executor;
+    let base = "postgres://postgres@127.0.0.1:5432/test";
+    let pool = sqlx::postgres::PgPool::connect(base)
+        .await
+        .expect("PostgreSQL must run on 127.0.0.1:5432 with database test");
+    let schema = format!("intake_cluster_{name}_{}", std::process::id());
+    pool.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+    pool.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    format!("{base}?options=-c%20search_path%3D{schema}")
+}
+
+async fn ip_list_ports(http: &reqwest::Client, manager: &str) -> Vec<u64> {
+    let body: Value = http
+        .get(format!(
+            "http://{manager}/inlong/manager/openapi/dataproxy/getIpList/g1?protocolType=HTTP"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["success"], true, "{body}");
+    let mut ports: Vec<u64> = body["data"]["nodeList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+fn port_of(addr: &str) -> u64 {
+    addr.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// Every record id stored on the node at `addr`, with how often.
+async fn ids_on(http: &reqwest::Client, addr: &str, ids: &mut HashMap<u64, u32>) {
+    for partition in 0..3 {
+        let mut offset = 0;
+        loop {
+            let page: ReadResponse = http
+                .get(format!("http://{addr}/v1/streams/orders/partitions/{partition}/records?offset={offset}&limit=1000"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if page.records.is_empty() {
+                break;
+            }
+            for record in &page.records {
+                let value = serde_json::to_value(record).unwrap()["value"].clone();
+                *ids.entry(value["id"].as_u64().unwrap()).or_default() += 1;
+            }
+            offset = page.next_offset;
+        }
+    }
+}
+
+async fn run_cluster(postgres: bool) {
+    let catalog = if postgres {
+        Some(fresh_postgres_schema("pg").await)
+    } else {
+        None
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let http = reqwest::Client::new();
+    let manager = Process::start(&["manager"], dirs[0].path(), catalog.as_deref());
+    let created = http
+        .post(format!("http://{}/v1/streams", manager.addr))
+        .json(&serde_json::json!({"name": "orders", "partitions": 3,
+            "bindings": {"inlong": [{"group_id": "g1", "stream_id": "s1"}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let join = format!("http://{}", manager.addr);
+    let mut nodes: Vec<Process> = (1..4)
+        .map(|i| {
+            Process::start(
+                &["serve", "--join", &join],
+                dirs[i].path(),
+                catalog.as_deref(),
+            )
+        })
+        .collect();
+
+    // Wait until the three nodes are listed and have the stream.
+    let expected: Vec<u64> = {
+        let mut p: Vec<u64> = nodes.iter().map(|n| port_of(&n.addr)).collect();
+        p.sort_unstable();
+        p
+    };
+    let started = Instant::now();
+    loop {
+        let listed = ip_list_ports(&http, &manager.addr).await;
+        let mut ready = listed == expected;
+        for node in &nodes {
+            let status = http
+                .get(format!("http://{}/v1/streams/orders", node.addr))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            ready &= status == 200;
+        }
+        if ready {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "cluster not ready: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let client = Client::builder()
+        .manager(join.clone())
+        .strategy(Strategy::RoundRobin)
+        .refresh_interval(HEARTBEAT)
+        .freeze_for(Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(5))
+        .retry(RetryPolicy {
+            deadline: Duration::from_secs(30),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let next_id = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(parking_lot::Mutex::new(Vec::<u64>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (client, next_id, acked, errors, stop) = (
+            client.clone(),
+            Arc::clone(&next_id),
+            Arc::clone(&acked),
+            Arc::clone(&errors),
+            stop.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let ids: Vec<u64> = (0..10)
+                    .map(|_| next_id.fetch_add(1, Ordering::Relaxed))
+                    .collect();
+                let records = ids
+                    .iter()
+                    .map(|id| format!(r#"{{"id":{id}}}"#).into_bytes().into())
+                    .collect();
+                match client.send("orders", records).await {
+                    Ok(_) => acked.lock().extend(ids),
+                    Err(e) => {
+                        eprintln!("send failed: {e}");
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let dead_port = port_of(&nodes[0].addr);
+    nodes[0].kill();
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes[1].terminate();
+    // The dead node leaves getIpList within three heartbeat intervals
+    // (plus one poll of slack); the stopped one said so as it drained.
+    loop {
+        let listed = ip_list_ports(&http, &manager.addr).await;
+        if !listed.contains(&dead_port) {
+            assert!(!listed.contains(&port_of(&nodes[1].addr)), "{listed:?}");
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < HEARTBEAT * 3 + Duration::from_millis(600),
+            "dead node still listed: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    for s in senders {
+        s.await.unwrap();
+    }
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "retryable failures must be absorbed by failover"
+    );
+    let acked = acked.lock().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} records acknowledged",
+        acked.len()
+    );
+
+    // Restart the two stopped nodes on their data, then read every node.
+    for i in 0..2 {
+        nodes[i] = Process::start(
+            &["serve", "--join", &join],
+            dirs[i + 1].path(),
+            catalog.as_deref(),
+        );
+    }
+    let mut stored = HashMap::new();
+    for node in &nodes {
+        ids_on(&http, &node.addr, &mut stored).await;
+    }
+    let missing: Vec<&u64> = acked.iter().filter(|id| !stored.contains_key(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let duplicates = stored.values().filter(|&&n| n > 1).count();
+
+    // The CLI pushes through the same SDK when given --manager.
+    let mut push = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args(["push", "orders", "--manager", &join])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = push.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"id\": 900000001}\n{\"id\": 900000002}\n")
+            .unwrap();
+    }
+    let output = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains("pushed 2 records"),
+        "{stderr}"
+    );
+    eprintln!(
+        "catalog {}: {} acknowledged, {} stored, {duplicates} stored twice (a retry after a lost answer)",
+        if postgres { "postgres" } else { "sqlite" },
+        acked.len(),
+        stored.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sdk_fails_over_with_a_postgres_catalog() {
+    run_cluster(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sdk_fails_over_with_the_embedded_sqlite_catalog() {
+    run_cluster(false).await;
+}
