@@ -1,7 +1,8 @@
 // The dashboard end to end: the real `intake` binary, Debian's Chromium
 // driven by playwright-core. Load the page, push records, see the rate and
 // the records appear, pause the stream with its button and see pushes
-// refused (and the refusal shown). A screenshot goes to
+// refused (and the refusal shown); the server is a manager, so a node's
+// heartbeat shows in the nodes panel. A screenshot goes to
 // target/dashboard/dashboard.png (paused) and dashboard-live.png (while
 // records flow).
 //
@@ -26,7 +27,8 @@ let server, url, dataDir, browser;
 
 function startServer() {
   dataDir = mkdtempSync(path.join(tmpdir(), "intake-dashboard-"));
-  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  // A manager (it serves pushes like any node), so the nodes panel shows.
+  server = spawn(bin, ["serve", "--manager", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     env: { ...process.env, INTAKE_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -117,6 +119,19 @@ test("the dashboard shows live traffic and pauses a stream", { timeout: 90_000 }
   const offsets = await page.locator("#partitions .next-offset").allTextContents();
   assert.equal(offsets.reduce((n, t) => n + Number(t.replace(/,/g, "")), 0), pushed);
   assert.equal(await row.locator(".faces").textContent(), "native");
+
+  // The nodes panel: a node heartbeats to this manager and shows up with
+  // its status and load; a draining heartbeat changes its status.
+  const beat = { ip: "10.1.2.3", port: 46802, protocol: "HTTP", load: 37, status: "online" };
+  assert.equal((await api("POST", "/v1/cluster/heartbeat", beat)).status, 200);
+  const node = page.locator('#nodes tr[data-node="10.1.2.3:46802"]');
+  await node.waitFor({ timeout: 10_000 });
+  assert.equal(await node.locator(".node-status").textContent(), "online");
+  assert.equal(await node.locator(".node-load").textContent(), "37 / 200");
+  assert.match(await page.locator("#cluster-role").textContent(), /manager/);
+  assert.equal((await api("POST", "/v1/cluster/heartbeat", { ...beat, load: 0, status: "draining" })).status, 200);
+  await page.waitForFunction(() =>
+    document.querySelector('#nodes tr[data-node="10.1.2.3:46802"] .node-status')?.textContent === "draining");
 
   // Pause from the button: the stream shows paused and pushes are refused.
   await row.locator("button.toggle").click();

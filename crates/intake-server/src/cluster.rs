@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
 use crate::extract::AdminJson;
-use crate::state::AppState;
+use crate::state::{AppState, JoinedCluster};
 
 /// The current time in Unix milliseconds.
 pub(crate) fn now_ms() -> u64 {
@@ -101,6 +101,11 @@ pub fn spawn_membership(
             tracing::error!(%advertise, "advertise address is not HOST:PORT; not joining");
             return;
         };
+        *state.joined.write() = Some(JoinedCluster {
+            manager_url: base.clone(),
+            nodes: Vec::new(),
+            read_at_ms: 0,
+        });
         let mut ticker = tokio::time::interval(interval);
         let mut synced_once = false;
         let mut cpu = CpuUse::default();
@@ -129,6 +134,17 @@ pub fn spawn_membership(
             };
             if let Err(e) = send_heartbeat(&http, &base, &beat).await {
                 tracing::warn!(manager = %base, error = %e, "heartbeat failed");
+            }
+            match fetch_nodes(&http, &base).await {
+                Ok(list) => {
+                    if let Some(joined) = state.joined.write().as_mut() {
+                        joined.nodes = list.nodes;
+                        joined.read_at_ms = now_ms();
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(manager = %base, error = %e, "cannot read the manager's nodes")
+                }
             }
             match fetch_streams(&http, &base).await {
                 // A manager that lists no stream while this node has some is
@@ -169,6 +185,15 @@ async fn send_heartbeat(
         .await?
         .error_for_status()?;
     Ok(())
+}
+
+async fn fetch_nodes(http: &reqwest::Client, base: &str) -> reqwest::Result<NodeList> {
+    http.get(format!("{base}/v1/cluster/nodes"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
 }
 
 async fn fetch_streams(http: &reqwest::Client, base: &str) -> reqwest::Result<StreamList> {

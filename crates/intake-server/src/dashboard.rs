@@ -7,7 +7,9 @@
 //! reason, partitions with their offsets and write queues, the stream's
 //! sinks when it has any, and its latest records (read through the native
 //! read API); a button pauses or resumes a stream through
-//! `PUT /v1/streams/{name}/state`.
+//! `PUT /v1/streams/{name}/state`. In a cluster it also lists the nodes
+//! with their status and load: a manager from its own registry, a joined
+//! node as it last read them from its manager.
 
 use axum::Json;
 use axum::Router;
@@ -16,6 +18,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use intake_format::api::{PartitionStatus, StreamDefinition};
+use intake_format::cluster::NodeView;
 use serde::Serialize;
 
 use crate::metrics::StreamTotals;
@@ -52,6 +55,42 @@ async fn asset(content_type: &'static str, body: &'static str) -> impl IntoRespo
 pub(crate) struct Overview {
     node: NodeOverview,
     streams: Vec<StreamOverview>,
+    /// Absent when the node is neither a manager nor joined to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterOverview>,
+}
+
+/// The cluster's nodes as this node knows them.
+#[derive(Debug, Serialize)]
+struct ClusterOverview {
+    /// `manager` (this node keeps the registry) or `member` (it joined one).
+    role: &'static str,
+    /// The manager a member heartbeats to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manager_url: Option<String>,
+    /// When a member last read the node list (Unix ms; 0 before the first
+    /// read); a manager's list is always current.
+    read_at_ms: u64,
+    /// Every node that ever reported, online or not.
+    nodes: Vec<NodeView>,
+}
+
+fn cluster_overview(state: &AppState) -> Option<ClusterOverview> {
+    let now = crate::cluster::now_ms();
+    if let Some(registry) = crate::cluster::manager(state) {
+        return Some(ClusterOverview {
+            role: "manager",
+            manager_url: None,
+            read_at_ms: now,
+            nodes: registry.nodes(now),
+        });
+    }
+    state.joined.read().as_ref().map(|joined| ClusterOverview {
+        role: "member",
+        manager_url: Some(joined.manager_url.clone()),
+        read_at_ms: joined.read_at_ms,
+        nodes: joined.nodes.clone(),
+    })
 }
 
 /// The node's figures.
@@ -116,5 +155,6 @@ async fn overview(State(state): State<AppState>) -> Json<Overview> {
             draining: state.draining.is_cancelled(),
         },
         streams,
+        cluster: cluster_overview(&state),
     })
 }

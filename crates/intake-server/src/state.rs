@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use intake_core::{IngestOutcome, IngestRequest, Items, Node, NodeRegistry, Stream};
+use intake_format::cluster::NodeView;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
@@ -32,6 +33,20 @@ pub struct AppContext {
     pub(crate) stream_rates: Option<RateLimits>,
     /// The node registry, when this node is a manager.
     pub manager: std::sync::OnceLock<Arc<NodeRegistry>>,
+    /// The cluster as last read from the manager, when this node joined
+    /// one (for the dashboard).
+    pub(crate) joined: parking_lot::RwLock<Option<JoinedCluster>>,
+}
+
+/// What a joined node knows of its cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinedCluster {
+    /// The manager's URL.
+    pub(crate) manager_url: String,
+    /// The manager's node list at its last successful read.
+    pub(crate) nodes: Vec<NodeView>,
+    /// When that read happened (Unix ms; 0 before the first).
+    pub(crate) read_at_ms: u64,
 }
 
 impl AppState {
@@ -48,6 +63,7 @@ impl AppState {
             metrics,
             stream_rates: limits.stream_requests_per_second.map(RateLimits::new),
             manager: std::sync::OnceLock::new(),
+            joined: parking_lot::RwLock::new(None),
         }))
     }
 

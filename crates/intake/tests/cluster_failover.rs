@@ -210,6 +210,37 @@ async fn run_cluster(postgres: bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A member's dashboard lists the cluster as read from the manager.
+    loop {
+        let overview: serde_json::Value = http
+            .get(format!("http://{}/v1/overview", nodes[0].addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cluster = &overview["cluster"];
+        assert_eq!(cluster["role"], "member", "{overview}");
+        assert_eq!(cluster["manager_url"], join.as_str());
+        let mut online: Vec<u64> = cluster["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["online"] == true)
+            .map(|n| n["port"].as_u64().unwrap())
+            .collect();
+        online.sort_unstable();
+        if online == expected {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "member's overview lists {online:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let client = Client::builder()
         .manager(join.clone())
         .strategy(Strategy::RoundRobin)

@@ -113,6 +113,31 @@ function renderStreams(now) {
   return total;
 }
 
+// The cluster's nodes: shown when this node is a manager or joined one.
+function renderCluster(now) {
+  const section = document.getElementById("cluster");
+  const c = now.cluster;
+  section.hidden = !c;
+  if (!c) return;
+  document.getElementById("cluster-role").textContent = c.role === "manager"
+    ? "(this node is the manager)"
+    : `(from the manager ${c.manager_url}${c.read_at_ms ? "" : ", not read yet"})`;
+  const rows = c.nodes.map((n) => {
+    const status = n.status === "draining" ? "draining" : n.online ? "online" : "offline";
+    const ago = Math.max(0, (now.node.now_ms - n.last_heartbeat_ms) / 1000);
+    return el("tr", { "data-node": `${n.ip}:${n.port}` },
+      el("td", { class: "num" }, n.id),
+      el("td", { class: "address" }, `${n.ip}:${n.port}`),
+      el("td", { class: `node-status ${status}` }, status),
+      el("td", { class: "num node-load" }, `${n.load} / 200`),
+      el("td", { class: "num" }, `${ago.toFixed(0)} s ago`),
+    );
+  });
+  document.querySelector("#nodes tbody").replaceChildren(...(rows.length
+    ? rows
+    : [el("tr", {}, el("td", { class: "empty", colspan: "5" }, "No node has reported yet."))]));
+}
+
 function recordText(value) {
   if (typeof value !== "string") return JSON.stringify(value);
   try {
@@ -175,6 +200,7 @@ async function refresh() {
     const now = await r.json();
     const total = renderStreams(now);
     renderNode(now, total);
+    renderCluster(now);
     await renderDetail(now);
     previous = now;
     status.textContent = now.node.draining ? "draining" : `updated ${new Date().toLocaleTimeString()}`;
