@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -45,9 +45,7 @@ use crate::faces::Face;
 
 /// The complete router of the main listener, with every limit applied.
 pub fn router(state: AppState) -> Router {
-    let limits = state.limits;
-    let timeout = limits.request_timeout;
-    Router::new()
+    let routes = Router::new()
         .merge(faces::native::routes())
         .merge(faces::inlong::routes())
         .merge(faces::ckafka::routes())
@@ -60,33 +58,47 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Extractors enforce the configured body limits themselves, with
-        // the face's error shape.
-        .layer(DefaultBodyLimit::disable())
-        .layer(drain::RefuseWhileDrainingLayer {
-            draining: state.draining.clone(),
-        })
-        .layer(
-            ServiceBuilder::new()
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                        let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-                        tracing::debug_span!("request", method = %req.method(), path = matched.unwrap_or("(unmatched)"))
-                    }),
-                )
-                .layer(HandleErrorLayer::new(
-                    move |uri: Uri, e: tower::BoxError| async move {
-                        Face::of(uri.path()).render(overload_error(&e, timeout))
-                    },
-                ))
-                .load_shed()
-                .concurrency_limit(limits.max_concurrent_requests)
-                .timeout(timeout),
-        )
+        .with_state(state.clone());
+    with_limits(routes, &state, |path, e| Face::of(path).render(e))
+}
+
+/// Wraps `routes` in the limits and counters every listener shares, in
+/// this order from the outside: traffic counting, tracing, load shedding
+/// past `limits.max_concurrent_requests`, the request timeout, refusal
+/// while draining. `render` answers a middleware failure in the shape of
+/// the request path's face.
+///
+/// The stack wraps the whole router once, rather than through
+/// `Router::layer` (which wraps, boxes and clones every route on every
+/// request): the limits are then node-wide, and a request passes through
+/// one boxed service instead of one per layer.
+fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> Response) -> Router {
+    let limits = state.limits;
+    let timeout = limits.request_timeout;
+    let stack = ServiceBuilder::new()
         .layer(metrics::CountTrafficLayer {
             metrics: Arc::clone(&state.metrics),
         })
-        .with_state(state)
+        .map_response(IntoResponse::into_response)
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(HandleErrorLayer::new(
+            move |uri: Uri, e: tower::BoxError| async move {
+                render(uri.path(), overload_error(&e, timeout))
+            },
+        ))
+        .load_shed()
+        .concurrency_limit(limits.max_concurrent_requests)
+        .timeout(timeout)
+        .layer(drain::RefuseWhileDrainingLayer {
+            draining: state.draining.clone(),
+        })
+        // Extractors enforce the configured body limits themselves, with
+        // the face's error shape.
+        .layer(DefaultBodyLimit::disable())
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
 
 /// The error a timeout or load-shedding middleware failure stands for.
@@ -116,32 +128,10 @@ async fn route_not_found(State(state): State<AppState>, req: Request) -> Respons
 /// The router of the push listener (`push_listen`): only the streams' own
 /// push paths, with the same limits as the main listener.
 pub fn push_router(state: AppState) -> Router {
-    let limits = state.limits;
-    let timeout = limits.request_timeout;
-    Router::new()
+    let routes = Router::new()
         .fallback(faces::ekuiper::push)
-        .layer(DefaultBodyLimit::disable())
-        .layer(drain::RefuseWhileDrainingLayer {
-            draining: state.draining.clone(),
-        })
-        .layer(
-            ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    tracing::debug_span!("push", method = %req.method(), path = %req.uri().path())
-                }))
-                .layer(HandleErrorLayer::new(
-                    move |e: tower::BoxError| async move {
-                        faces::ekuiper::render(overload_error(&e, timeout))
-                    },
-                ))
-                .load_shed()
-                .concurrency_limit(limits.max_concurrent_requests)
-                .timeout(timeout),
-        )
-        .layer(metrics::CountTrafficLayer {
-            metrics: Arc::clone(&state.metrics),
-        })
-        .with_state(state)
+        .with_state(state.clone());
+    with_limits(routes, &state, |_, e| faces::ekuiper::render(e))
 }
 
 /// Serves the push listener until the main listener starts draining (see
