@@ -75,7 +75,9 @@ after(async () => {
 });
 
 test("the dashboard shows live traffic and pauses a stream", { timeout: 90_000 }, async () => {
-  assert.equal((await api("POST", "/v1/streams", { name: "demo", partitions: 2 })).status, 201);
+  // The demo stream forwards to the NATS server of the machine (CI has one).
+  const sink = { name: "n1", kind: "nats", url: "nats://127.0.0.1:4222", subject: `intake.dashboard.${Date.now()}` };
+  assert.equal((await api("POST", "/v1/streams", { name: "demo", partitions: 2, sinks: [sink] })).status, 201);
   assert.equal((await api("POST", "/v1/streams", { name: "quiet" })).status, 201);
 
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -119,6 +121,12 @@ test("the dashboard shows live traffic and pauses a stream", { timeout: 90_000 }
   const offsets = await page.locator("#partitions .next-offset").allTextContents();
   assert.equal(offsets.reduce((n, t) => n + Number(t.replace(/,/g, "")), 0), pushed);
   assert.equal(await row.locator(".faces").textContent(), "native");
+  // The sink forwarded everything: its row shows the count and no lag.
+  await page.waitForFunction((n) => {
+    const r = document.querySelector('#sink-table tr[data-sink="n1"]');
+    return r && r.querySelector(".sink-sent").textContent.replace(/,/g, "") === String(n)
+      && r.querySelector(".sink-lag").textContent === "0";
+  }, pushed, { timeout: 20_000 });
 
   // The nodes panel: a node heartbeats to this manager and shows up with
   // its status and load; a draining heartbeat changes its status.

@@ -82,6 +82,9 @@ pub enum Error {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// A sink failed, or did not acknowledge in time for `ack = "sink"`.
+    #[error(transparent)]
+    Forward(#[from] intake_forward::ForwardError),
     /// A file-system operation outside the log failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -107,6 +110,11 @@ impl Error {
         match self {
             Self::Log(e) => e.is_retryable(),
             Self::ShuttingDown | Self::Catalog(_) => true,
+            Self::Forward(e) => matches!(
+                e,
+                intake_forward::ForwardError::AckTimeout { .. }
+                    | intake_forward::ForwardError::Stopped { .. }
+            ),
             _ => false,
         }
     }

@@ -104,6 +104,9 @@ pub struct IngestOutcome {
     pub received_at_ms: i64,
     /// When every record was durable.
     pub durable_at_ms: i64,
+    /// With `ack = "sink"`: (partition, offset, where the broker stored
+    /// it) of the records, as far as the sink still remembers them.
+    pub sink_positions: Vec<(u32, u64, intake_forward::BrokerPosition)>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -267,5 +270,6 @@ pub(crate) async fn commit(stream: &Stream, prepared: Prepared) -> Result<Ingest
         offsets,
         received_at_ms,
         durable_at_ms,
+        sink_positions: Vec::new(),
     })
 }

@@ -8,8 +8,10 @@ use std::time::SystemTime;
 
 use intake_format::RecordCodec;
 use intake_format::api::{
-    FsyncMode, MAX_PARTITIONS, StreamDefinition, StreamKind, StreamState, check_stream_name,
+    AckMode, FsyncMode, MAX_PARTITIONS, SinkTarget, StreamDefinition, StreamKind, StreamState,
+    check_stream_name,
 };
+use intake_forward::StreamSinks;
 use intake_log::{
     Filesystem, FsyncPolicy, LogMetrics, Partition, PartitionConfig, Retention, StdFilesystem,
 };
@@ -262,6 +264,7 @@ pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinitio
             "must not be empty",
         ));
     }
+    check_sinks(&mut def)?;
     RecordCodec::new(&def).map_err(|e| match e {
         intake_format::FormatError::InvalidDefinition { field, reason } => {
             Error::InvalidDefinition { field, reason }
@@ -269,6 +272,97 @@ pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinitio
         other => Error::definition("definition", other.to_string()),
     })?;
     Ok(def)
+}
+
+/// Checks the sinks and the ack policy; fills in `ack_sink` when the
+/// stream has exactly one sink.
+fn check_sinks(def: &mut StreamDefinition) -> Result<()> {
+    let mut names = std::collections::BTreeSet::new();
+    for sink in &def.sinks {
+        let field = format!("sinks.{}", sink.name);
+        let name_ok = !sink.name.is_empty()
+            && sink.name.len() <= 100
+            && sink
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && !sink.name.starts_with('.');
+        if !name_ok {
+            return Err(Error::definition(
+                "sinks.name",
+                format!(
+                    "{:?}: use 1 to 100 letters, digits, '.', '_' or '-', not starting with '.'",
+                    sink.name
+                ),
+            ));
+        }
+        if !names.insert(sink.name.as_str()) {
+            return Err(Error::definition(
+                "sinks.name",
+                format!("two sinks are named {:?}", sink.name),
+            ));
+        }
+        match &sink.target {
+            SinkTarget::Nats { url, subject } => {
+                if url.is_empty() || subject.is_empty() || subject.contains(char::is_whitespace) {
+                    return Err(Error::definition(
+                        &field,
+                        "a nats sink needs a url and a subject without spaces",
+                    ));
+                }
+            }
+            SinkTarget::Kafka { brokers, topic, .. } => {
+                let topic_ok = !topic.is_empty()
+                    && topic.len() <= 249
+                    && topic
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if brokers.is_empty() || !topic_ok {
+                    return Err(Error::definition(
+                        &field,
+                        "a kafka sink needs brokers and a topic of 1 to 249 letters, digits, '.', '_' or '-'",
+                    ));
+                }
+            }
+        }
+        if sink.batch_records == Some(0) || sink.max_lag_bytes == Some(0) {
+            return Err(Error::definition(
+                &field,
+                "batch_records and max_lag_bytes must be at least 1",
+            ));
+        }
+    }
+    match def.ack {
+        AckMode::Local => {
+            if def.ack_sink.is_some() || def.ack_timeout_ms.is_some() {
+                return Err(Error::definition(
+                    "ack_sink",
+                    "ack_sink and ack_timeout_ms only apply to ack = \"sink\"",
+                ));
+            }
+        }
+        AckMode::Sink => {
+            if def.ack_sink.is_none() && def.sinks.len() == 1 {
+                def.ack_sink = Some(def.sinks[0].name.clone());
+            }
+            let Some(name) = &def.ack_sink else {
+                return Err(Error::definition(
+                    "ack_sink",
+                    "ack = \"sink\" needs ack_sink naming one of the stream's sinks",
+                ));
+            };
+            if !names.contains(name.as_str()) {
+                return Err(Error::definition(
+                    "ack_sink",
+                    format!("{name:?} is not one of the stream's sinks ({names:?})"),
+                ));
+            }
+            if def.ack_timeout_ms == Some(0) {
+                return Err(Error::definition("ack_timeout_ms", "must be at least 1"));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Node {
@@ -394,7 +488,22 @@ impl Node {
             source: std::io::Error::other(e),
         })??;
         self.log_observer.attach(&def.name, &partitions);
-        Ok(Stream::new(def, codec, partitions))
+        let sinks = if def.sinks.is_empty() {
+            None
+        } else {
+            Some(
+                StreamSinks::start(
+                    &def.name,
+                    &self.stream_dir(&def.name).join("sinks"),
+                    &def.sinks,
+                    &partitions,
+                    &self.tasks,
+                    self.shutdown.child_token(),
+                )
+                .await?,
+            )
+        };
+        Ok(Stream::new(def, codec, partitions, sinks))
     }
 
     /// Has every partition, of the streams open now and of those created
@@ -543,6 +652,7 @@ impl Node {
         let mut streams = registry.streams.clone();
         streams.remove(name);
         *self.registry.write() = Arc::new(Registry::build(streams));
+        stream.stop_sinks();
         for p in &stream.partitions {
             p.close().await.ok();
         }
@@ -589,7 +699,9 @@ impl Node {
         if self.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        ingest(stream, request, &self.config.limits).await
+        let mut outcome = ingest(stream, request, &self.config.limits).await?;
+        stream.await_sink_ack(&mut outcome).await?;
+        Ok(outcome)
     }
 
     /// Runs one push into several streams (a shared push path): every
@@ -615,12 +727,11 @@ impl Node {
             .iter()
             .map(|s| crate::ingest::prepare(s, request.clone(), &self.config.limits))
             .collect::<Result<Vec<_>>>()?;
-        futures::future::try_join_all(
-            streams
-                .iter()
-                .zip(prepared)
-                .map(|(s, p)| crate::ingest::commit(s, p)),
-        )
+        futures::future::try_join_all(streams.iter().zip(prepared).map(|(s, p)| async move {
+            let mut outcome = crate::ingest::commit(s, p).await?;
+            s.await_sink_ack(&mut outcome).await?;
+            Ok(outcome)
+        }))
         .await
     }
 
@@ -728,6 +839,7 @@ impl Node {
                 if persist {
                     self.catalog.delete(&name).await?;
                 }
+                stream.stop_sinks();
                 for p in &stream.partitions {
                     p.close().await.ok();
                 }
@@ -779,11 +891,15 @@ impl Node {
             if retention == Retention::default() {
                 continue;
             }
-            for p in &stream.partitions {
+            for (number, p) in stream.partitions.iter().enumerate() {
                 let p = std::sync::Arc::clone(p);
                 let name = def.name.clone();
+                // Records a sink has not forwarded stay (see StreamSinks).
+                let keep_from = stream
+                    .sinks()
+                    .and_then(|s| s.retention_floor(number as u32));
                 let result = tokio::task::spawn_blocking(move || {
-                    p.enforce_retention(&retention, None, SystemTime::now())
+                    p.enforce_retention(&retention, keep_from, SystemTime::now())
                 })
                 .await;
                 match result {

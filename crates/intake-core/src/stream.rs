@@ -2,12 +2,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use intake_format::RecordCodec;
-use intake_format::api::{PartitionStatus, StreamDefinition, StreamState, StreamView};
+use intake_format::api::{AckMode, PartitionStatus, StreamDefinition, StreamState, StreamView};
+use intake_forward::StreamSinks;
 use intake_log::Partition;
 
 use crate::error::{Error, Result};
+use crate::ingest::IngestOutcome;
+
+/// How long `ack = "sink"` waits unless the stream says otherwise.
+pub(crate) const DEFAULT_ACK_TIMEOUT_MS: u64 = 10_000;
 
 /// An open stream.
 #[derive(Debug)]
@@ -17,6 +23,7 @@ pub struct Stream {
     pub(crate) codec: RecordCodec,
     pub(crate) partitions: Vec<Arc<Partition>>,
     round_robin: AtomicU32,
+    sinks: Option<StreamSinks>,
 }
 
 impl Stream {
@@ -24,6 +31,7 @@ impl Stream {
         definition: StreamDefinition,
         codec: RecordCodec,
         partitions: Vec<Arc<Partition>>,
+        sinks: Option<StreamSinks>,
     ) -> Self {
         Self {
             paused: AtomicBool::new(definition.state == StreamState::Paused),
@@ -31,7 +39,54 @@ impl Stream {
             codec,
             partitions,
             round_robin: AtomicU32::new(0),
+            sinks,
         }
+    }
+
+    /// The running sinks, when the stream has any.
+    pub fn sinks(&self) -> Option<&StreamSinks> {
+        self.sinks.as_ref()
+    }
+
+    /// Stops the sink workers (before the stream is closed).
+    pub(crate) fn stop_sinks(&self) {
+        if let Some(sinks) = &self.sinks {
+            sinks.stop();
+        }
+    }
+
+    /// With `ack = "sink"`, waits until the `ack_sink` forwarded every
+    /// record of `outcome`, and adds the broker positions to it.
+    pub(crate) async fn await_sink_ack(&self, outcome: &mut IngestOutcome) -> Result<()> {
+        if self.definition.ack != AckMode::Sink {
+            return Ok(());
+        }
+        let (Some(sinks), Some(name)) = (&self.sinks, &self.definition.ack_sink) else {
+            return Ok(());
+        };
+        let timeout = Duration::from_millis(
+            self.definition
+                .ack_timeout_ms
+                .unwrap_or(DEFAULT_ACK_TIMEOUT_MS),
+        );
+        let waits = outcome.partitions.iter().map(|range| {
+            sinks.wait_forwarded(
+                name,
+                range.partition,
+                range.first_offset,
+                range.last_offset + 1,
+                timeout,
+            )
+        });
+        let positions = futures::future::try_join_all(waits).await?;
+        for (range, found) in outcome.partitions.iter().zip(positions) {
+            outcome.sink_positions.extend(
+                found
+                    .into_iter()
+                    .map(|(offset, position)| (range.partition, offset, position)),
+            );
+        }
+        Ok(())
     }
 
     /// The stream's name.

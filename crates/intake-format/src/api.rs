@@ -192,6 +192,169 @@ pub struct StreamDefinition {
     /// `active` or `paused`.
     #[serde(default)]
     pub state: StreamState,
+    /// Where records are forwarded (Kafka, NATS JetStream).
+    #[serde(default)]
+    pub sinks: Vec<SinkDefinition>,
+    /// When a push is answered: after the local fsync, or after a sink's
+    /// broker acknowledged it.
+    #[serde(default)]
+    pub ack: AckMode,
+    /// The sink whose acknowledgement `ack = "sink"` waits for (may be
+    /// left out when the stream has exactly one sink).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_sink: Option<String>,
+    /// How long `ack = "sink"` waits for the broker before answering 503
+    /// with `Retry-After` (the records stay in the log and are forwarded
+    /// later); default 10 000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_timeout_ms: Option<u64>,
+}
+
+/// When a push is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// Once every record is in the local log and fsynced.
+    #[default]
+    Local,
+    /// Once the `ack_sink`'s broker acknowledged every record.
+    Sink,
+}
+
+/// A sink: where a stream's records are forwarded, in order per partition,
+/// at least once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkDefinition {
+    /// Unique within the stream: letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// The broker and where on it.
+    #[serde(flatten)]
+    pub target: SinkTarget,
+    /// How far (in bytes) the sink may fall behind before retention may
+    /// delete records it has not forwarded; unset: retention waits for the
+    /// sink, however long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_bytes: Option<u64>,
+    /// Most records per send (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_records: Option<usize>,
+}
+
+/// The broker of a sink, by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SinkTarget {
+    /// NATS JetStream: every record published to `subject` with
+    /// `Nats-Msg-Id: <stream>/<partition>/<offset>`.
+    Nats {
+        /// Server URL, e.g. `nats://127.0.0.1:4222`.
+        url: String,
+        /// Subject to publish to; a JetStream stream is created for it
+        /// when none captures it.
+        subject: String,
+    },
+    /// Kafka, through an idempotent producer with `acks=all`.
+    Kafka {
+        /// Bootstrap servers, `host:port[,host:port...]`.
+        brokers: String,
+        /// Topic to produce to.
+        topic: String,
+        /// Which topic partition a record goes to.
+        #[serde(default)]
+        partitioning: KafkaPartitioning,
+        /// Extra librdkafka producer settings (`linger.ms`,
+        /// `compression.type`, ...).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        producer: BTreeMap<String, String>,
+    },
+}
+
+impl SinkTarget {
+    /// `nats` or `kafka`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Nats { .. } => "nats",
+            Self::Kafka { .. } => "kafka",
+        }
+    }
+}
+
+/// Whether a sink is sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkState {
+    /// Forwarding.
+    #[default]
+    Running,
+    /// Paused by an operator; records wait in the log.
+    Paused,
+}
+
+/// `GET /v1/streams/{name}/sinks`: one sink's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkStatus {
+    /// The sink's name.
+    pub name: String,
+    /// `nats` or `kafka`.
+    pub kind: String,
+    /// Running or paused.
+    pub state: SinkState,
+    /// Records stored but not yet acknowledged by the broker.
+    pub lag_records: u64,
+    /// Their size on disk (estimated from the partitions' average record
+    /// size).
+    pub lag_bytes: u64,
+    /// Records acknowledged by the broker since the node started.
+    pub sent: u64,
+    /// Failed sends since the node started (each is retried).
+    pub errors: u64,
+    /// Records retention deleted before they were forwarded (only with
+    /// `max_lag_bytes`).
+    pub skipped_records: u64,
+    /// True while the lag is over `max_lag_bytes`: retention no longer
+    /// waits for this sink.
+    pub lag_limit_exceeded: bool,
+    /// The last send error, if the last send failed.
+    pub last_error: Option<String>,
+    /// Per partition.
+    pub partitions: Vec<SinkPartitionStatus>,
+}
+
+/// A sink's progress in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkPartitionStatus {
+    /// The partition.
+    pub partition: u32,
+    /// Offset of the next record to forward (committed).
+    pub cursor: u64,
+    /// Offset the next stored record will get.
+    pub next_offset: u64,
+    /// `next_offset - cursor`.
+    pub lag_records: u64,
+    /// Estimated bytes of those records.
+    pub lag_bytes: u64,
+}
+
+/// `POST /v1/streams/{name}/sinks/{sink}/reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkReset {
+    /// Offset to forward from, in every partition (clamped to what is
+    /// retained).
+    pub to: u64,
+}
+
+/// How a Kafka sink picks the topic partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaPartitioning {
+    /// By the hash of the record key (Kafka's default partitioner); records
+    /// without a key are spread by the producer.
+    #[default]
+    KeyHash,
+    /// The topic partition numbered like the stream partition (the topic
+    /// needs at least as many partitions).
+    Mirror,
 }
 
 fn default_partitions() -> u32 {
@@ -224,6 +387,10 @@ impl StreamDefinition {
             retention_bytes: None,
             bindings: Bindings::default(),
             state: StreamState::Active,
+            sinks: Vec::new(),
+            ack: AckMode::Local,
+            ack_sink: None,
+            ack_timeout_ms: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! The page shows every stream with its live request, record and byte
 //! rates (differences between two polls of the totals), refusals by
 //! reason, partitions with their offsets and write queues, the stream's
-//! sinks when it has any, and its latest records (read through the native
+//! sinks with their lag, and its latest records (read through the native
 //! read API); a button pauses or resumes a stream through
 //! `PUT /v1/streams/{name}/state`. In a cluster it also lists the nodes
 //! with their status and load: a manager from its own registry, a joined
@@ -17,8 +17,9 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use intake_format::api::{PartitionStatus, StreamDefinition};
+use intake_format::api::{PartitionStatus, SinkStatus, StreamDefinition};
 use intake_format::cluster::NodeView;
+use intake_forward::StreamSinks;
 use serde::Serialize;
 
 use crate::metrics::StreamTotals;
@@ -113,6 +114,8 @@ struct StreamOverview {
     definition: StreamDefinition,
     partitions: Vec<PartitionOverview>,
     totals: StreamTotals,
+    /// Each sink's progress (empty without sinks).
+    sinks: Vec<SinkStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -143,6 +146,7 @@ async fn overview(State(state): State<AppState>) -> Json<Overview> {
                 })
                 .collect(),
             totals: totals.remove(s.name()).unwrap_or_default(),
+            sinks: s.sinks().map(StreamSinks::status).unwrap_or_default(),
         })
         .collect();
     Json(Overview {

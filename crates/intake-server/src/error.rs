@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use intake_core::Error as CoreError;
 use intake_format::FormatError;
 use intake_format::api::{ErrorDetail, ErrorResponse};
+use intake_forward::ForwardError;
 
 /// A request that failed, for any reason, on any face.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +120,10 @@ impl ApiError {
                 }
                 CoreError::Log(e) => log_status(e),
                 CoreError::Catalog(_) | CoreError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::Forward(
+                    ForwardError::AckTimeout { .. } | ForwardError::Stopped { .. },
+                ) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::Forward(ForwardError::SinkNotFound { .. }) => StatusCode::NOT_FOUND,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::PayloadTooLarge { .. } | Self::DecompressedTooLarge { .. } => {
@@ -156,6 +161,9 @@ impl ApiError {
                 CoreError::Log(e) => log_errors::log_code(e),
                 CoreError::Catalog(_) => "catalog_unavailable",
                 CoreError::ShuttingDown => "shutting_down",
+                CoreError::Forward(ForwardError::AckTimeout { .. }) => "sink_ack_timeout",
+                CoreError::Forward(ForwardError::Stopped { .. }) => "sink_stopped",
+                CoreError::Forward(ForwardError::SinkNotFound { .. }) => "sink_not_found",
                 _ => "internal",
             },
             Self::PayloadTooLarge { .. } => "payload_too_large",

@@ -18,6 +18,7 @@ mod health;
 mod listener;
 mod metrics;
 mod rate_limit;
+mod sink_admin;
 mod state;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(faces::ckafka::routes())
         .merge(faces::rest_proxy::routes())
         .merge(faces::inlong_manager::routes())
+        .merge(sink_admin::routes())
         .merge(cluster::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))

@@ -203,6 +203,42 @@ const DESCRIPTIONS: &[(&str, &str, Option<Unit>, &str)] = &[
         "1 while a stream is paused, else 0.",
     ),
     (
+        "intake_sink_lag_records",
+        "gauge",
+        None,
+        "Records stored but not yet acknowledged by a sink's broker, by stream, sink and kind.",
+    ),
+    (
+        "intake_sink_lag_bytes",
+        "gauge",
+        Some(Unit::Bytes),
+        "Estimated bytes of those records, by stream, sink and kind.",
+    ),
+    (
+        "intake_sink_sent_total",
+        "counter",
+        None,
+        "Records acknowledged by a sink's broker since the node started, by stream, sink and kind.",
+    ),
+    (
+        "intake_sink_errors_total",
+        "counter",
+        None,
+        "Failed sends of a sink (each retried with backoff), by stream, sink and kind.",
+    ),
+    (
+        "intake_sink_skipped_records_total",
+        "counter",
+        None,
+        "Records retention deleted before a sink forwarded them (only past its max_lag_bytes), by stream, sink and kind.",
+    ),
+    (
+        "intake_sink_lag_limit_exceeded",
+        "gauge",
+        None,
+        "1 while a sink is further behind than its max_lag_bytes (retention no longer waits for it), else 0.",
+    ),
+    (
         "intake_connections_open",
         "gauge",
         None,
@@ -479,6 +515,29 @@ impl Metrics {
                 stream_label(),
                 if paused { 1.0 } else { 0.0 },
             );
+            for sink in stream.sinks().map(|s| s.status()).unwrap_or_default() {
+                let labels = || {
+                    vec![
+                        Label::new("stream", name.clone()),
+                        Label::new("sink", sink.name.clone()),
+                        Label::new("kind", sink.kind.clone()),
+                    ]
+                };
+                gauge("intake_sink_lag_records", labels(), sink.lag_records as f64);
+                gauge("intake_sink_lag_bytes", labels(), sink.lag_bytes as f64);
+                counter("intake_sink_sent_total", labels(), sink.sent);
+                counter("intake_sink_errors_total", labels(), sink.errors);
+                counter(
+                    "intake_sink_skipped_records_total",
+                    labels(),
+                    sink.skipped_records,
+                );
+                gauge(
+                    "intake_sink_lag_limit_exceeded",
+                    labels(),
+                    if sink.lag_limit_exceeded { 1.0 } else { 0.0 },
+                );
+            }
         }
         gauge(
             "intake_connections_open",

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use futures::StreamExt;
-use intake_format::api::{ReadResponse, StreamDefinition, StreamList, StreamView};
+use intake_format::api::{
+    ReadResponse, SinkReset, SinkStatus, StreamDefinition, StreamList, StreamView,
+};
 
 use crate::api::Client;
 
@@ -107,6 +109,56 @@ pub(crate) async fn show_stream(client: &Client, name: &str) -> anyhow::Result<(
         )
         .await?;
     print_json(&view)
+}
+
+pub(crate) async fn list_sinks(client: &Client, stream: &str) -> anyhow::Result<()> {
+    let sinks: Vec<SinkStatus> = client
+        .json(
+            client
+                .http()
+                .get(client.url(&format!("/v1/streams/{stream}/sinks"))),
+        )
+        .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:>6} {:>8} {:>12} {:>14} {:>12} {:>8}  LAST ERROR",
+        "SINK", "KIND", "STATE", "LAG", "LAG BYTES", "SENT", "ERRORS"
+    )?;
+    for s in sinks {
+        let state = serde_json::to_value(s.state)?;
+        writeln!(
+            out,
+            "{:<24} {:>6} {:>8} {:>12} {:>14} {:>12} {:>8}  {}",
+            s.name,
+            s.kind,
+            state.as_str().unwrap_or("?"),
+            s.lag_records,
+            s.lag_bytes,
+            s.sent,
+            s.errors,
+            s.last_error.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
+
+/// `intake sink pause|resume|reset`: `action` is the route's last segment.
+pub(crate) async fn change_sink(
+    client: &Client,
+    stream: &str,
+    sink: &str,
+    action: &str,
+    to: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut request = client
+        .http()
+        .post(client.url(&format!("/v1/streams/{stream}/sinks/{sink}/{action}")));
+    if let Some(to) = to {
+        request = request.json(&SinkReset { to });
+    }
+    let status: SinkStatus = client.json(request).await?;
+    print_json(&status)
 }
 
 pub(crate) async fn delete_stream(client: &Client, name: &str) -> anyhow::Result<()> {

@@ -38,6 +38,13 @@ enum Command {
         #[command(subcommand)]
         command: StreamCommand,
     },
+    /// Operate a stream's sinks (forwarding to Kafka or NATS).
+    Sink {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: SinkCommand,
+    },
     /// Push NDJSON lines (from FILE or standard input) to a stream, in batches.
     Push {
         #[command(flatten)]
@@ -155,6 +162,39 @@ pub(crate) struct Target {
         global = true
     )]
     pub(crate) url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum SinkCommand {
+    /// Every sink of a stream: state, lag, sent, errors.
+    List {
+        /// The stream.
+        stream: String,
+    },
+    /// Stop sending (kept across restarts); records wait in the log.
+    Pause {
+        /// The stream.
+        stream: String,
+        /// The sink.
+        sink: String,
+    },
+    /// Send again after a pause.
+    Resume {
+        /// The stream.
+        stream: String,
+        /// The sink.
+        sink: String,
+    },
+    /// Forward again (or skip ahead) from an offset in every partition.
+    Reset {
+        /// The stream.
+        stream: String,
+        /// The sink.
+        sink: String,
+        /// The offset (clamped to what each partition retains).
+        #[arg(long)]
+        to: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +319,21 @@ fn main() -> std::process::ExitCode {
                     }
                     StreamCommand::Resume { name } => {
                         commands::set_state(&client, &name, false).await
+                    }
+                }
+            }
+            Command::Sink { target, command } => {
+                let client = api::Client::new(&target.url)?;
+                match command {
+                    SinkCommand::List { stream } => commands::list_sinks(&client, &stream).await,
+                    SinkCommand::Pause { stream, sink } => {
+                        commands::change_sink(&client, &stream, &sink, "pause", None).await
+                    }
+                    SinkCommand::Resume { stream, sink } => {
+                        commands::change_sink(&client, &stream, &sink, "resume", None).await
+                    }
+                    SinkCommand::Reset { stream, sink, to } => {
+                        commands::change_sink(&client, &stream, &sink, "reset", Some(to)).await
                     }
                 }
             }

@@ -163,10 +163,21 @@ async function renderDetail(now) {
     el("td", { class: "num" }, fmtBytes(p.size_bytes)),
     el("td", { class: "num" }, fmtBytes(p.pending_bytes)),
   )));
-  const sinks = Array.isArray(d.sinks) ? d.sinks : [];
   const sinkBox = document.getElementById("sinks");
+  const sinks = Array.isArray(s.sinks) ? s.sinks : [];
   sinkBox.replaceChildren(sinks.length
-    ? el("ul", {}, ...sinks.map((k) => el("li", {}, typeof k === "object" ? Object.entries(k).map(([a, b]) => `${a}: ${typeof b === "object" ? JSON.stringify(b) : b}`).join(", ") : String(k))))
+    ? el("table", { id: "sink-table" },
+        el("thead", {}, el("tr", {}, ...["sink", "kind", "state", "lag (records)", "lag (bytes)", "sent", "errors", "last error"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...sinks.map((k) => el("tr", { "data-sink": k.name },
+          el("td", {}, k.name),
+          el("td", {}, k.kind),
+          el("td", { class: `sink-state ${k.state}` }, k.lag_limit_exceeded ? `${k.state} (over max_lag_bytes)` : k.state),
+          el("td", { class: "num sink-lag" }, fmtInt(k.lag_records)),
+          el("td", { class: "num" }, fmtBytes(k.lag_bytes)),
+          el("td", { class: "num sink-sent" }, fmtInt(k.sent)),
+          el("td", { class: "num" }, fmtInt(k.errors)),
+          el("td", { class: "sink-error" }, k.last_error || ""),
+        ))))
     : el("p", { class: "empty" }, "No sinks: records stay in the local log."));
   const b = d.bindings || {};
   const bind = [];

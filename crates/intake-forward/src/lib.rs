@@ -1,0 +1,24 @@
+//! Sinks: each forwards one stream's records to a broker, Kafka or NATS
+//! JetStream, in order per partition and at least once.
+//!
+//! The local log is the write-ahead buffer: a worker per sink and partition
+//! reads from the sink's committed cursor (a file per partition under the
+//! stream's `sinks/<sink>/` directory, replaced atomically), sends a batch,
+//! waits for the broker's acknowledgement, then commits. A broker outage
+//! only grows the lag; retention keeps every record a sink has not
+//! forwarded ([`StreamSinks::retention_floor`]) unless the sink sets
+//! `max_lag_bytes`. Each broker client sits behind a cargo feature
+//! (`nats`, `kafka`; both on by default).
+
+mod broker;
+mod cursor;
+mod error;
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "nats")]
+mod nats;
+mod sinks;
+
+pub use broker::{BrokerPosition, Delivery};
+pub use error::{ForwardError, SendError};
+pub use sinks::{DEFAULT_BATCH_RECORDS, StreamSinks};

@@ -1,0 +1,530 @@
+//! Forwarding to NATS JetStream, end to end: the real `intake` binary, a
+//! real NATS server, read back with a JetStream pull consumer.
+//!
+//! - Every record reaches the subject in per-partition order with
+//!   `Nats-Msg-Id: <stream>/<partition>/<offset>` (the shared server at
+//!   127.0.0.1:4222; the test fails when it is not running).
+//! - A broker outage while 8 clients push: the test's own nats-server is
+//!   killed and restarted; every acknowledged record arrives, in order, with
+//!   no gap, and duplicates are counted (zero: the server drops resends by
+//!   `Nats-Msg-Id`).
+//! - A crash while forwarding: SIGKILL intake mid-forward, restart, no gap.
+//! - `ack = "sink"`: a push is answered after the broker's ack; with the
+//!   broker down it waits, then fails with 503 and `Retry-After`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a panic in a test is a failed test"
+)]
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::{Intake, Nats};
+
+/// A name no earlier run used (JetStream on 127.0.0.1:4222 outlives tests).
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+async fn create_stream(http: &reqwest::Client, node: &Intake, definition: Value) {
+    let r = http
+        .post(node.url("/v1/streams"))
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 201, "{}", r.text().await.unwrap());
+}
+
+/// Pushes `records` as one request; on success the (partition, offset) of
+/// each record in order (a request's records go to one partition).
+async fn push(
+    http: &reqwest::Client,
+    node: &Intake,
+    stream: &str,
+    records: &[Value],
+) -> Result<Vec<(u32, u64)>, (u16, String)> {
+    let r = http
+        .post(node.url(&format!("/v1/streams/{stream}/records")))
+        .json(&records)
+        .send()
+        .await
+        .map_err(|e| (0, e.to_string()))?;
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").is_some();
+    let body: Value = r.json().await.map_err(|e| (status, e.to_string()))?;
+    if status != 200 {
+        return Err((status, format!("{body} retry-after:{retry_after}")));
+    }
+    let parts = body["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{body}");
+    let p = parts[0]["partition"].as_u64().unwrap() as u32;
+    let first = parts[0]["first_offset"].as_u64().unwrap();
+    Ok((0..records.len() as u64).map(|i| (p, first + i)).collect())
+}
+
+/// The sink's status, polled until it has no lag (or the deadline).
+async fn wait_forwarded(http: &reqwest::Client, node: &Intake, stream: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sinks: Value = http
+            .get(node.url(&format!("/v1/streams/{stream}/sinks")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if sinks[0]["lag_records"] == 0 {
+            return sinks[0].clone();
+        }
+        assert!(Instant::now() < deadline, "sink still behind: {sinks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One message read back from JetStream.
+struct Forwarded {
+    stream: String,
+    partition: u32,
+    offset: u64,
+    value: Value,
+    headers: HashMap<String, String>,
+}
+
+/// Every message on `subject`, in stream order, through a pull consumer;
+/// waits for at least `expected` and then a little more, to see extras.
+async fn read_back(url: &str, subject: &str, expected: usize) -> Vec<Forwarded> {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = jetstream::new(client);
+    let name = js.stream_by_subject(subject).await.unwrap();
+    let stream = js.get_stream(&name).await.unwrap();
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let wait = if out.len() < expected {
+            Duration::from_secs(20)
+        } else {
+            Duration::from_millis(500)
+        };
+        let Ok(Some(message)) = tokio::time::timeout(wait, messages.next()).await else {
+            break;
+        };
+        let message = message.unwrap();
+        let headers: HashMap<String, String> = message
+            .headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .map(|(k, v)| (k.to_string(), v[0].to_string()))
+            .collect();
+        let id = &headers["Nats-Msg-Id"];
+        let mut parts = id.rsplitn(3, '/');
+        let offset = parts.next().unwrap().parse().unwrap();
+        let partition = parts.next().unwrap().parse().unwrap();
+        let stream = parts.next().unwrap().to_owned();
+        out.push(Forwarded {
+            stream,
+            partition,
+            offset,
+            value: serde_json::from_slice(&message.payload).unwrap(),
+            headers,
+        });
+    }
+    assert!(
+        out.len() >= expected,
+        "read {} messages of {expected} from {subject}",
+        out.len()
+    );
+    out
+}
+
+/// Checks that every acknowledged record arrived, in per-partition order
+/// and without gaps; returns the number of duplicates.
+fn check_downstream(acked: &BTreeMap<(u32, u64), Value>, got: &[Forwarded]) -> usize {
+    let mut seen: BTreeMap<(u32, u64), &Value> = BTreeMap::new();
+    let mut last: HashMap<u32, u64> = HashMap::new();
+    let mut duplicates = 0;
+    for m in got {
+        if seen.insert((m.partition, m.offset), &m.value).is_some() {
+            duplicates += 1;
+            continue;
+        }
+        if let Some(before) = last.insert(m.partition, m.offset) {
+            assert!(
+                m.offset > before,
+                "partition {} out of order: {} after {before}",
+                m.partition,
+                m.offset
+            );
+        }
+    }
+    for ((p, o), value) in acked {
+        assert_eq!(
+            seen.get(&(*p, *o)),
+            Some(&value),
+            "acknowledged record {p}/{o} missing or different downstream"
+        );
+    }
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (p, o) in seen.keys() {
+        by_partition.entry(*p).or_default().push(*o);
+    }
+    for (p, offsets) in by_partition {
+        let expected: Vec<u64> = (0..offsets.len() as u64).collect();
+        assert_eq!(offsets, expected, "partition {p} has gaps downstream");
+    }
+    duplicates
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_record_reaches_jetstream_in_order() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Intake::serve(data.path(), &[]);
+    let http = reqwest::Client::new();
+    let name = unique("fwd");
+    let subject = format!("intake.test.{name}");
+    create_stream(
+        &http,
+        &node,
+        json!({"name": name, "partitions": 3,
+               "sinks": [{"name": "n1", "kind": "nats", "url": "nats://127.0.0.1:4222",
+                          "subject": subject, "batch_records": 7}]}),
+    )
+    .await;
+    let mut acked = BTreeMap::new();
+    for request in 0..30 {
+        let records: Vec<Value> = (0..10)
+            .map(|i| json!({"request": request, "i": i}))
+            .collect();
+        let placed = push(&http, &node, &name, &records).await.unwrap();
+        for (at, record) in placed.into_iter().zip(records) {
+            acked.insert(at, record);
+        }
+    }
+    let status = wait_forwarded(&http, &node, &name).await;
+    assert_eq!(status["sent"], 300, "{status}");
+    assert_eq!(status["errors"], 0, "{status}");
+    assert_eq!(status["kind"], "nats");
+    let got = read_back("nats://127.0.0.1:4222", &subject, 300).await;
+    assert_eq!(got.len(), 300);
+    assert_eq!(check_downstream(&acked, &got), 0);
+    assert!(got.iter().all(|m| m.stream == name));
+    let ts: i64 = got[0].headers["Intake-Timestamp"].parse().unwrap();
+    assert!(ts > 1_700_000_000_000, "timestamp header {ts}");
+
+    // The sink shows in the stream's definition, and a restart resumes
+    // from the committed cursors without sending anything again.
+    let def: Value = http
+        .get(node.url(&format!("/v1/streams/{name}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(def["sinks"][0]["subject"], subject.as_str(), "{def}");
+    drop(node);
+    let node = Intake::serve(data.path(), &[]);
+    let more: Vec<Value> = vec![json!({"after": "restart"})];
+    let placed = push(&http, &node, &name, &more).await.unwrap();
+    acked.insert(placed[0], more[0].clone());
+    let status = wait_forwarded(&http, &node, &name).await;
+    assert_eq!(status["sent"], 1, "only the new record is sent: {status}");
+    let got = read_back("nats://127.0.0.1:4222", &subject, 301).await;
+    assert_eq!(check_downstream(&acked, &got), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_outage_under_load_loses_nothing() {
+    let mut nats = Nats::start_new();
+    let data = tempfile::tempdir().unwrap();
+    let node = Arc::new(Intake::serve(data.path(), &[]));
+    let http = reqwest::Client::new();
+    let name = unique("outage");
+    let subject = format!("intake.outage.{name}");
+    create_stream(
+        &http,
+        &node,
+        json!({"name": name, "partitions": 4,
+               "sinks": [{"name": "n1", "kind": "nats", "url": nats.url(), "subject": subject}]}),
+    )
+    .await;
+    let acked = Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let (http, node, name, acked, stop) = (
+            http.clone(),
+            Arc::clone(&node),
+            name.clone(),
+            Arc::clone(&acked),
+            stop.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.is_cancelled() {
+                let records: Vec<Value> = (0..5)
+                    .map(|i| json!({"client": client, "n": n, "i": i}))
+                    .collect();
+                let placed = push(&http, &node, &name, &records)
+                    .await
+                    .expect("local acks do not depend on the broker");
+                let mut acked = acked.lock();
+                for (at, record) in placed.into_iter().zip(records) {
+                    acked.insert(at, record);
+                }
+                n += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nats.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during: Value = http
+        .get(node.url(&format!("/v1/streams/{name}/sinks")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    nats.start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let status = wait_forwarded(&http, &node, &name).await;
+    assert!(
+        during[0]["lag_records"].as_u64().unwrap() > 0,
+        "records queued while the broker was down: {during}"
+    );
+    assert!(
+        status["errors"].as_u64().unwrap() > 0,
+        "the outage was seen: {status}"
+    );
+    let acked = acked.lock().clone();
+    let got = read_back(&nats.url(), &subject, acked.len()).await;
+    let duplicates = check_downstream(&acked, &got);
+    println!(
+        "outage: {} records acknowledged, {} read back, {duplicates} duplicates, {} send errors retried",
+        acked.len(),
+        got.len(),
+        status["errors"]
+    );
+    assert_eq!(duplicates, 0, "JetStream drops resends by Nats-Msg-Id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_while_forwarding_leaves_no_gap() {
+    let nats = Nats::start_new();
+    let data = tempfile::tempdir().unwrap();
+    let mut node = Intake::serve(data.path(), &[]);
+    let http = reqwest::Client::new();
+    let name = unique("crash");
+    let subject = format!("intake.crash.{name}");
+    create_stream(
+        &http,
+        &node,
+        json!({"name": name, "partitions": 2, "fsync": "never",
+               "sinks": [{"name": "n1", "kind": "nats", "url": nats.url(), "subject": subject,
+                          "batch_records": 50}]}),
+    )
+    .await;
+    let mut acked = BTreeMap::new();
+    for request in 0..400 {
+        let records: Vec<Value> = (0..50).map(|i| json!({"r": request, "i": i})).collect();
+        let placed = push(&http, &node, &name, &records).await.unwrap();
+        for (at, record) in placed.into_iter().zip(records) {
+            acked.insert(at, record);
+        }
+    }
+    // Kill while the sink is still behind.
+    let sinks: Value = http
+        .get(node.url(&format!("/v1/streams/{name}/sinks")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    node.kill();
+    let behind = sinks[0]["lag_records"].as_u64().unwrap();
+    // fsync "never" loses what the kernel had not written: only records
+    // the restarted node still has count as acknowledged here.
+    let node = Intake::serve(data.path(), &[]);
+    let status = wait_forwarded(&http, &node, &name).await;
+    let view: Value = http
+        .get(node.url(&format!("/v1/streams/{name}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: HashMap<u32, u64> = view["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_u64().unwrap() as u32,
+                p["next_offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    acked.retain(|(p, o), _| *o < kept[p]);
+    let got = read_back(&nats.url(), &subject, acked.len()).await;
+    let duplicates = check_downstream(&acked, &got);
+    println!(
+        "crash: killed with {behind} records not yet forwarded; {} records, {duplicates} duplicates downstream; sent after restart {}",
+        acked.len(),
+        status["sent"]
+    );
+    assert_eq!(duplicates, 0, "JetStream drops resends by Nats-Msg-Id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ack_sink_waits_for_the_broker() {
+    let mut nats = Nats::start_new();
+    let data = tempfile::tempdir().unwrap();
+    let node = Intake::serve(data.path(), &[]);
+    let http = reqwest::Client::new();
+    let name = unique("acksink");
+    let subject = format!("intake.ack.{name}");
+    create_stream(
+        &http,
+        &node,
+        json!({"name": name, "ack": "sink", "ack_timeout_ms": 1500,
+               "sinks": [{"name": "n1", "kind": "nats", "url": nats.url(), "subject": subject}]}),
+    )
+    .await;
+    let def: Value = http
+        .get(node.url(&format!("/v1/streams/{name}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        def["ack_sink"], "n1",
+        "the only sink is the ack sink: {def}"
+    );
+    push(&http, &node, &name, &[json!({"n": 1})]).await.unwrap();
+    // Answered after the broker's ack: the sink has no lag at that moment.
+    let sinks: Value = http
+        .get(node.url(&format!("/v1/streams/{name}/sinks")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sinks[0]["lag_records"], 0, "{sinks}");
+
+    nats.stop();
+    let started = Instant::now();
+    let refused = push(&http, &node, &name, &[json!({"n": 2})]).await;
+    let waited = started.elapsed();
+    let (status, body) = refused.unwrap_err();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("sink_ack_timeout") && body.contains("retry-after:true"),
+        "{body}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "answered after {waited:?}"
+    );
+
+    // Back up: the stored record is forwarded, and pushes succeed again.
+    nats.start();
+    push(&http, &node, &name, &[json!({"n": 3})]).await.unwrap();
+    let got = read_back(&nats.url(), &subject, 3).await;
+    let values: Vec<&Value> = got.iter().map(|m| &m.value).collect();
+    assert_eq!(
+        values,
+        [&json!({"n": 1}), &json!({"n": 2}), &json!({"n": 3})]
+    );
+
+    // A stream cannot wait for a sink it does not have.
+    let r = http
+        .post(node.url("/v1/streams"))
+        .json(&json!({"name": unique("bad"), "ack": "sink"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("ack_sink"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_pauses_resets_and_resumes_a_sink() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Intake::serve(data.path(), &[]);
+    let http = reqwest::Client::new();
+    let name = unique("cli");
+    let subject = format!("intake.cli.{name}");
+    create_stream(
+        &http,
+        &node,
+        json!({"name": name,
+               "sinks": [{"name": "n1", "kind": "nats", "url": "nats://127.0.0.1:4222", "subject": subject}]}),
+    )
+    .await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_intake"))
+            .arg("sink")
+            .args(["--url", &node.url("")])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let paused: Value = serde_json::from_str(&cli(&["pause", &name, "n1"])).unwrap();
+    assert_eq!(paused["state"], "paused");
+    for n in 0..5 {
+        push(&http, &node, &name, &[json!({ "n": n })])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let list = cli(&["list", &name]);
+    assert!(list.contains("paused") && list.contains(" 5 "), "{list}");
+    // Skip the first three, then resume: only n = 3 and 4 are sent.
+    let reset: Value = serde_json::from_str(&cli(&["reset", &name, "n1", "--to", "3"])).unwrap();
+    assert_eq!(reset["partitions"][0]["cursor"], 3, "{reset}");
+    cli(&["resume", &name, "n1"]);
+    let status = wait_forwarded(&http, &node, &name).await;
+    assert_eq!(status["sent"], 2, "{status}");
+    let got = read_back("nats://127.0.0.1:4222", &subject, 2).await;
+    let values: Vec<&Value> = got.iter().map(|m| &m.value).collect();
+    assert_eq!(values, [&json!({"n": 3}), &json!({"n": 4})]);
+}
