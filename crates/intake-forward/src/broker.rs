@@ -43,7 +43,7 @@ pub struct Delivery {
 #[derive(Debug)]
 pub(crate) enum Broker {
     #[cfg(feature = "nats")]
-    Nats(crate::nats::NatsSink),
+    Nats(Box<crate::nats::NatsSink>),
     #[cfg(feature = "kafka")]
     Kafka(crate::kafka::KafkaSink),
 }
@@ -60,7 +60,7 @@ impl Broker {
             #[cfg(feature = "nats")]
             SinkTarget::Nats { url, subject } => crate::nats::NatsSink::connect(url, subject)
                 .await
-                .map(Self::Nats)
+                .map(|sink| Self::Nats(Box::new(sink)))
                 .map_err(|e| unsupported(e.0)),
             #[cfg(feature = "kafka")]
             SinkTarget::Kafka {
