@@ -119,6 +119,11 @@ pub struct CoreConfig {
     pub limits: IngestLimits,
     /// Streams declared in the config file; created or updated at start.
     pub streams: Vec<StreamDefinition>,
+    /// This node's name among nodes sharing streams (a cluster): sinks
+    /// prefix the ids of what they send with it (`NODE/STREAM/P/O`), so
+    /// that brokers that drop duplicates by id never take one node's
+    /// records for another's. `None` on a standalone node.
+    pub node_id: Option<String>,
 }
 
 impl CoreConfig {
@@ -132,6 +137,7 @@ impl CoreConfig {
             log: LogSettings::default(),
             limits: IngestLimits::default(),
             streams: Vec::new(),
+            node_id: None,
         }
     }
 
@@ -152,9 +158,72 @@ impl CoreConfig {
     }
 }
 
+/// Checks a node id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn check_node_id(id: &str) -> Result<(), String> {
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a node id: use 1 to 64 of A-Z a-z 0-9 . _ -"
+        ))
+    }
+}
+
+/// The node id kept in `DATA_DIR/node_id`, made (16 random hex digits)
+/// and written atomically the first time, so it survives restarts.
+///
+/// # Errors
+/// The file cannot be read or written, or holds an invalid id.
+pub fn stored_node_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_owned();
+            check_node_id(&id).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let id = format!("{:016x}", rand::random::<u64>());
+            let tmp = data_dir.join("node_id.tmp");
+            std::fs::write(&tmp, format!("{id}\n"))?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(data_dir)?.sync_all()?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_node_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = stored_node_id(dir.path()).unwrap();
+        assert_eq!(first.len(), 16);
+        assert_eq!(stored_node_id(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join("node_id"), "bad id!\n").unwrap();
+        let e = stored_node_id(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a node id"), "{e}");
+        assert!(check_node_id("node-1.a_b").is_ok());
+        assert!(check_node_id("").is_err() && check_node_id(&"x".repeat(65)).is_err());
+    }
 
     #[test]
     fn default_log_settings_roundtrip_and_are_valid() {

@@ -36,7 +36,7 @@ mod stream;
 
 pub use catalog::Catalog;
 pub use cluster::NodeRegistry;
-pub use config::{CoreConfig, IngestLimits, LogSettings};
+pub use config::{CoreConfig, IngestLimits, LogSettings, check_node_id, stored_node_id};
 pub use error::{Error, Result};
 pub use ingest::{IngestOutcome, IngestRequest, Item, Items, now_ms};
 pub use intake_log::{Error as LogError, Header, LogMetrics, Partition, ReadBatch, Record};

@@ -494,6 +494,7 @@ impl Node {
             Some(
                 StreamSinks::start(
                     &def.name,
+                    self.config.node_id.as_deref(),
                     &self.stream_dir(&def.name).join("sinks"),
                     &def.sinks,
                     &partitions,

@@ -88,10 +88,16 @@ impl StreamSinks {
     /// from its cursor under `dir/<sink>/` (a new sink starts at the oldest
     /// retained record). The workers stop when `stop` is cancelled.
     ///
+    /// Sent records are identified as `STREAM/PARTITION/OFFSET`, or
+    /// `NODE/STREAM/PARTITION/OFFSET` with a `node_id` (nodes of a cluster
+    /// hold the same stream names, and a broker dropping duplicates by id
+    /// must not drop one node's records as another's).
+    ///
     /// # Errors
     /// A damaged cursor file, a sink kind this build lacks.
     pub async fn start(
         stream: &str,
+        node_id: Option<&str>,
         dir: &Path,
         definitions: &[SinkDefinition],
         logs: &[Arc<Partition>],
@@ -130,10 +136,14 @@ impl StreamSinks {
             brokers.push(Arc::new(Broker::connect(def).await?));
             sinks.push(Arc::new(sink));
         }
+        let source = match node_id {
+            Some(node) => format!("{node}/{stream}"),
+            None => stream.to_owned(),
+        };
         for (sink, broker) in sinks.iter().zip(brokers) {
             for (p, log) in logs.iter().enumerate() {
                 let worker = Worker {
-                    stream: stream.to_owned(),
+                    source: source.clone(),
                     partition: p,
                     log: Arc::clone(log),
                     sink: Arc::clone(sink),
@@ -341,7 +351,8 @@ fn estimated_bytes(log: &Partition, records: u64) -> u64 {
 
 /// Forwards one partition to one sink.
 struct Worker {
-    stream: String,
+    /// `[NODE/]STREAM`: the stream, as sent records name it.
+    source: String,
     partition: usize,
     log: Arc<Partition>,
     sink: Arc<Sink>,
@@ -383,7 +394,7 @@ impl Worker {
                     let skipped = earliest - cursor;
                     self.sink.skipped.fetch_add(skipped, Ordering::Relaxed);
                     tracing::error!(
-                        stream = %self.stream, sink = %name, partition = self.partition,
+                        stream = %self.source, sink = %name, partition = self.partition,
                         from = cursor, to = earliest, skipped,
                         "retention deleted records this sink had not forwarded (max_lag_bytes); skipping them"
                     );
@@ -400,7 +411,7 @@ impl Worker {
             };
             let sent = tokio::select! {
                 () = self.stop.cancelled() => return,
-                sent = self.broker.send(&self.stream, self.partition as u32, &batch.records) => sent,
+                sent = self.broker.send(&self.source, self.partition as u32, &batch.records) => sent,
             };
             match sent {
                 Ok(deliveries) => {
@@ -437,7 +448,7 @@ impl Worker {
     fn failed(&self, name: &str, error: &str) {
         self.sink.errors.fetch_add(1, Ordering::Relaxed);
         *self.sink.last_error.lock() = Some(error.to_owned());
-        tracing::warn!(stream = %self.stream, sink = name, partition = self.partition, error, "send failed; retrying");
+        tracing::warn!(stream = %self.source, sink = name, partition = self.partition, error, "send failed; retrying");
     }
 
     /// Sleeps `backoff` and doubles it; true when the worker must stop.

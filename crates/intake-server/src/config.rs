@@ -101,6 +101,11 @@ pub struct ClusterConfig {
     /// offline after three missed intervals.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
+    /// This node's name in ids its sinks send (`NODE/STREAM/P/O`), 1 to
+    /// 64 of `A-Z a-z 0-9 . _ -`. Unset: none on a standalone node; on a
+    /// node that joins a manager or shares a catalog, a random id made once
+    /// and kept in `DATA_DIR/node_id`.
+    pub node_id: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -110,6 +115,7 @@ impl Default for ClusterConfig {
             join: None,
             advertise: None,
             heartbeat_interval: Duration::from_secs(5),
+            node_id: None,
         }
     }
 }
@@ -283,6 +289,12 @@ impl Config {
                 reason: "must be longer than zero".into(),
             });
         }
+        if let Some(id) = &self.cluster.node_id {
+            intake_core::check_node_id(id).map_err(|reason| InvalidParameter {
+                name: "cluster.node_id",
+                reason,
+            })?;
+        }
         self.log
             .partition_config()
             .validate()
@@ -306,6 +318,7 @@ impl Config {
                 max_json_depth: self.limits.max_json_depth,
             },
             streams: self.streams.clone(),
+            node_id: self.cluster.node_id.clone(),
         }
     }
 }

@@ -118,7 +118,16 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(run(config))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(mut config: Config) -> anyhow::Result<()> {
+    let clustered = config.cluster.join.is_some() || config.core().shares_catalog();
+    if clustered && config.cluster.node_id.is_none() {
+        let id = intake_core::stored_node_id(&config.data_dir)
+            .with_context(|| format!("cannot keep a node id in {}", config.data_dir.display()))?;
+        config.cluster.node_id = Some(id);
+    }
+    if let Some(id) = &config.cluster.node_id {
+        tracing::info!(node_id = %id, "sinks name records NODE/STREAM/PARTITION/OFFSET");
+    }
     let node = Node::open(config.core())
         .await
         .with_context(|| format!("cannot open the node in {}", config.data_dir.display()))?;

@@ -9,6 +9,11 @@
 //! `test`, a fresh schema) shared by every process, and with the embedded
 //! SQLite catalog on the manager, nodes taking their streams from it.
 //! The PostgreSQL run fails when PostgreSQL is not running.
+//!
+//! The stream forwards to NATS JetStream (127.0.0.1:4222) from every node:
+//! each acknowledged record must reach the subject once, under the ids of
+//! three distinct nodes (`NODE/orders/P/O`: without the node prefix the
+//! nodes' records share ids and JetStream drops them as duplicates).
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -153,6 +158,81 @@ async fn ids_on(http: &reqwest::Client, addr: &str, ids: &mut HashMap<u64, u32>)
     }
 }
 
+/// The shared NATS server the stream forwards to.
+const NATS: &str = "nats://127.0.0.1:4222";
+
+/// Waits until the node's sink has forwarded everything.
+async fn wait_forwarded(http: &reqwest::Client, addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sinks: Value = http
+            .get(format!("http://{addr}/v1/streams/orders/sinks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if sinks[0]["lag_records"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{addr} still behind: {sinks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every record id on `subject` with how often, and the node prefixes of
+/// the message ids (`NODE/orders/P/O`).
+async fn read_forwarded(
+    subject: &str,
+    expected: usize,
+) -> (HashMap<u64, u32>, std::collections::HashSet<String>) {
+    use async_nats::jetstream::{self, consumer};
+    use futures::StreamExt;
+    let js = jetstream::new(async_nats::connect(NATS).await.unwrap());
+    let name = js.stream_by_subject(subject).await.unwrap();
+    let consumer = js
+        .get_stream(&name)
+        .await
+        .unwrap()
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let (mut ids, mut senders) = (HashMap::new(), std::collections::HashSet::new());
+    let mut read = 0;
+    loop {
+        let wait = if read < expected {
+            Duration::from_secs(20)
+        } else {
+            Duration::from_millis(500)
+        };
+        let Ok(Some(message)) = tokio::time::timeout(wait, messages.next()).await else {
+            break;
+        };
+        let message = message.unwrap();
+        read += 1;
+        let value: Value = serde_json::from_slice(&message.payload).unwrap();
+        *ids.entry(value["id"].as_u64().unwrap()).or_default() += 1;
+        let id = message
+            .headers
+            .as_ref()
+            .unwrap()
+            .get("Nats-Msg-Id")
+            .unwrap();
+        let parts: Vec<&str> = id.as_str().split('/').collect();
+        assert_eq!(parts.len(), 4, "NODE/STREAM/PARTITION/OFFSET: {id}");
+        assert_eq!(parts[1], "orders");
+        senders.insert(parts[0].to_owned());
+    }
+    (ids, senders)
+}
+
 async fn run_cluster(postgres: bool) {
     let catalog = if postgres {
         Some(fresh_postgres_schema("pg").await)
@@ -162,10 +242,20 @@ async fn run_cluster(postgres: bool) {
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let http = reqwest::Client::new();
     let manager = Process::start(&["manager"], dirs[0].path(), catalog.as_deref());
+    let subject = format!(
+        "intake.cluster.{}.{}.{}",
+        if postgres { "pg" } else { "sqlite" },
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
     let created = http
         .post(format!("http://{}/v1/streams", manager.addr))
         .json(&serde_json::json!({"name": "orders", "partitions": 3,
-            "bindings": {"inlong": [{"group_id": "g1", "stream_id": "s1"}]}}))
+            "bindings": {"inlong": [{"group_id": "g1", "stream_id": "s1"}]},
+            "sinks": [{"name": "n1", "kind": "nats", "url": NATS, "subject": subject}]}))
         .send()
         .await
         .unwrap();
@@ -343,6 +433,23 @@ async fn run_cluster(postgres: bool) {
         &missing[..missing.len().min(10)]
     );
     let duplicates = stored.values().filter(|&&n| n > 1).count();
+
+    // Every acknowledged record reached JetStream, from three nodes.
+    for node in &nodes {
+        wait_forwarded(&http, &node.addr).await;
+    }
+    let (forwarded, senders) = read_forwarded(&subject, stored.len()).await;
+    let lost: Vec<&u64> = acked
+        .iter()
+        .filter(|id| !forwarded.contains_key(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records never forwarded, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert_eq!(senders.len(), 3, "three nodes forwarded: {senders:?}");
 
     // The CLI pushes through the same SDK when given --manager.
     let mut push = Command::new(env!("CARGO_BIN_EXE_intake"))
