@@ -3,6 +3,7 @@
 //! duplicate. The record key becomes the message key, headers become
 //! headers, the timestamp the message timestamp; the topic partition is
 //! the key's hash (Kafka's default partitioner) or the stream partition.
+//! Each message also carries [`ID_HEADER`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,6 +17,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::broker::{BrokerPosition, Delivery};
 use crate::error::SendError;
+
+/// The header naming a message's origin, `STREAM/PARTITION/OFFSET`: the
+/// idempotent producer drops its own retries, but a batch sent again by a
+/// new producer (after a crash or a send timeout) is a duplicate only a
+/// consumer can recognise, by this id.
+pub(crate) const ID_HEADER: &str = "Intake-Id";
 
 /// A producer for one topic.
 pub(crate) struct KafkaSink {
@@ -63,20 +70,25 @@ impl KafkaSink {
     /// Produces `records` (pipelined) and waits for every delivery report.
     pub(crate) async fn send(
         &self,
-        _stream: &str,
+        stream: &str,
         partition: u32,
         records: &[Record],
     ) -> Result<Vec<Delivery>, SendError> {
         let sent_at_ms = now_ms();
         let mut pending = Vec::with_capacity(records.len());
         for record in records {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 1);
             for h in &record.headers {
                 headers = headers.insert(Header {
                     key: &h.key,
                     value: Some(h.value.as_ref()),
                 });
             }
+            let id = format!("{stream}/{partition}/{}", record.offset);
+            headers = headers.insert(Header {
+                key: ID_HEADER,
+                value: Some(id.as_bytes()),
+            });
             let mut message: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic)
                 .payload(record.value.as_ref())
                 .timestamp(record.timestamp)

@@ -26,74 +26,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::{Intake, Nats};
-
-/// A name no earlier run used (JetStream on 127.0.0.1:4222 outlives tests).
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-async fn create_stream(http: &reqwest::Client, node: &Intake, definition: Value) {
-    let r = http
-        .post(node.url("/v1/streams"))
-        .json(&definition)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    assert_eq!(status, 201, "{}", r.text().await.unwrap());
-}
-
-/// Pushes `records` as one request; on success the (partition, offset) of
-/// each record in order (a request's records go to one partition).
-async fn push(
-    http: &reqwest::Client,
-    node: &Intake,
-    stream: &str,
-    records: &[Value],
-) -> Result<Vec<(u32, u64)>, (u16, String)> {
-    let r = http
-        .post(node.url(&format!("/v1/streams/{stream}/records")))
-        .json(&records)
-        .send()
-        .await
-        .map_err(|e| (0, e.to_string()))?;
-    let status = r.status().as_u16();
-    let retry_after = r.headers().get("retry-after").is_some();
-    let body: Value = r.json().await.map_err(|e| (status, e.to_string()))?;
-    if status != 200 {
-        return Err((status, format!("{body} retry-after:{retry_after}")));
-    }
-    let parts = body["partitions"].as_array().unwrap();
-    assert_eq!(parts.len(), 1, "{body}");
-    let p = parts[0]["partition"].as_u64().unwrap() as u32;
-    let first = parts[0]["first_offset"].as_u64().unwrap();
-    Ok((0..records.len() as u64).map(|i| (p, first + i)).collect())
-}
-
-/// The sink's status, polled until it has no lag (or the deadline).
-async fn wait_forwarded(http: &reqwest::Client, node: &Intake, stream: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let sinks: Value = http
-            .get(node.url(&format!("/v1/streams/{stream}/sinks")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if sinks[0]["lag_records"] == 0 {
-            return sinks[0].clone();
-        }
-        assert!(Instant::now() < deadline, "sink still behind: {sinks}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use support::{
+    Intake, Nats, check_downstream, create_stream, push, sinks_status, unique, wait_forwarded,
+};
 
 /// One message read back from JetStream.
 struct Forwarded {
@@ -159,42 +94,9 @@ async fn read_back(url: &str, subject: &str, expected: usize) -> Vec<Forwarded> 
     out
 }
 
-/// Checks that every acknowledged record arrived, in per-partition order
-/// and without gaps; returns the number of duplicates.
-fn check_downstream(acked: &BTreeMap<(u32, u64), Value>, got: &[Forwarded]) -> usize {
-    let mut seen: BTreeMap<(u32, u64), &Value> = BTreeMap::new();
-    let mut last: HashMap<u32, u64> = HashMap::new();
-    let mut duplicates = 0;
-    for m in got {
-        if seen.insert((m.partition, m.offset), &m.value).is_some() {
-            duplicates += 1;
-            continue;
-        }
-        if let Some(before) = last.insert(m.partition, m.offset) {
-            assert!(
-                m.offset > before,
-                "partition {} out of order: {} after {before}",
-                m.partition,
-                m.offset
-            );
-        }
-    }
-    for ((p, o), value) in acked {
-        assert_eq!(
-            seen.get(&(*p, *o)),
-            Some(&value),
-            "acknowledged record {p}/{o} missing or different downstream"
-        );
-    }
-    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    for (p, o) in seen.keys() {
-        by_partition.entry(*p).or_default().push(*o);
-    }
-    for (p, offsets) in by_partition {
-        let expected: Vec<u64> = (0..offsets.len() as u64).collect();
-        assert_eq!(offsets, expected, "partition {p} has gaps downstream");
-    }
-    duplicates
+/// (partition, offset, value) of each message, for [`check_downstream`].
+fn positions(got: &[Forwarded]) -> impl Iterator<Item = (u32, u64, &Value)> {
+    got.iter().map(|m| (m.partition, m.offset, &m.value))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -228,7 +130,7 @@ async fn every_record_reaches_jetstream_in_order() {
     assert_eq!(status["kind"], "nats");
     let got = read_back("nats://127.0.0.1:4222", &subject, 300).await;
     assert_eq!(got.len(), 300);
-    assert_eq!(check_downstream(&acked, &got), 0);
+    assert_eq!(check_downstream(&acked, positions(&got)), 0);
     assert!(got.iter().all(|m| m.stream == name));
     let ts: i64 = got[0].headers["Intake-Timestamp"].parse().unwrap();
     assert!(ts > 1_700_000_000_000, "timestamp header {ts}");
@@ -252,7 +154,7 @@ async fn every_record_reaches_jetstream_in_order() {
     let status = wait_forwarded(&http, &node, &name).await;
     assert_eq!(status["sent"], 1, "only the new record is sent: {status}");
     let got = read_back("nats://127.0.0.1:4222", &subject, 301).await;
-    assert_eq!(check_downstream(&acked, &got), 0);
+    assert_eq!(check_downstream(&acked, positions(&got)), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -326,7 +228,7 @@ async fn broker_outage_under_load_loses_nothing() {
     );
     let acked = acked.lock().clone();
     let got = read_back(&nats.url(), &subject, acked.len()).await;
-    let duplicates = check_downstream(&acked, &got);
+    let duplicates = check_downstream(&acked, positions(&got));
     println!(
         "outage: {} records acknowledged, {} read back, {duplicates} duplicates, {} send errors retried",
         acked.len(),
@@ -396,7 +298,7 @@ async fn crash_while_forwarding_leaves_no_gap() {
         .collect();
     acked.retain(|(p, o), _| *o < kept[p]);
     let got = read_back(&nats.url(), &subject, acked.len()).await;
-    let duplicates = check_downstream(&acked, &got);
+    let duplicates = check_downstream(&acked, positions(&got));
     println!(
         "crash: killed with {behind} records not yet forwarded; {} records, {duplicates} duplicates downstream; sent after restart {}",
         acked.len(),
@@ -527,4 +429,117 @@ async fn cli_pauses_resets_and_resumes_a_sink() {
     let got = read_back("nats://127.0.0.1:4222", &subject, 2).await;
     let values: Vec<&Value> = got.iter().map(|m| &m.value).collect();
     assert_eq!(values, [&json!({"n": 3}), &json!({"n": 4})]);
+}
+
+/// The oldest offset partition 0 of `stream` still holds.
+async fn earliest_offset(http: &reqwest::Client, node: &Intake, stream: &str) -> u64 {
+    let view: Value = http
+        .get(node.url(&format!("/v1/streams/{stream}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    view["status"][0]["start_offset"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no start_offset in {view}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_keeps_what_a_sink_has_not_sent_unless_over_max_lag_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("intake.toml");
+    std::fs::write(
+        &config,
+        "[log]\nsegment_bytes = 4096\nretention_check_interval = \"100ms\"\n",
+    )
+    .unwrap();
+    let node = Intake::serve(
+        &data.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let http = reqwest::Client::new();
+    let sink = |name: &str, subject: &str, max_lag: Option<u64>| {
+        let mut s = json!({"name": name, "kind": "nats", "url": "nats://127.0.0.1:4222",
+                           "subject": subject});
+        if let Some(bytes) = max_lag {
+            s["max_lag_bytes"] = json!(bytes);
+        }
+        s
+    };
+    // Two streams with a 1-byte retention, each with a paused sink: one
+    // without max_lag_bytes, one with 4096.
+    let (kept, dropped) = (unique("kept"), unique("dropped"));
+    for (name, max_lag) in [(&kept, None), (&dropped, Some(4096))] {
+        create_stream(
+            &http,
+            &node,
+            json!({"name": name, "retention_bytes": 1,
+                   "sinks": [sink("n1", &format!("intake.ret.{name}"), max_lag)]}),
+        )
+        .await;
+        let r = http
+            .post(node.url(&format!("/v1/streams/{name}/sinks/n1/pause")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for stream in [&kept, &dropped] {
+        for batch in 0..30 {
+            let records: Vec<Value> = (0..10)
+                .map(|i| json!({"batch": batch, "i": i, "pad": "x".repeat(100)}))
+                .collect();
+            push(&http, &node, stream, &records).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        earliest_offset(&http, &node, &kept).await,
+        0,
+        "retention waits for the sink"
+    );
+    assert!(
+        earliest_offset(&http, &node, &dropped).await > 0,
+        "past max_lag_bytes retention goes on"
+    );
+    let status = sinks_status(&http, &node, &dropped).await;
+    assert_eq!(status[0]["lag_limit_exceeded"], true, "{status}");
+    let metrics = http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let flag = format!(
+        "intake_sink_lag_limit_exceeded{{stream=\"{dropped}\",sink=\"n1\",kind=\"nats\"}} 1"
+    );
+    assert!(metrics.contains(&flag), "{flag} not in metrics");
+
+    // Resumed: the kept stream's sink sends all 300; the other sends what
+    // retention left and counts the rest as skipped.
+    for stream in [&kept, &dropped] {
+        http.post(node.url(&format!("/v1/streams/{stream}/sinks/n1/resume")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let status = wait_forwarded(&http, &node, &kept).await;
+    assert_eq!(status["sent"], 300, "{status}");
+    assert_eq!(status["skipped_records"], 0, "{status}");
+    let status = wait_forwarded(&http, &node, &dropped).await;
+    let (sent, skipped) = (
+        status["sent"].as_u64().unwrap(),
+        status["skipped_records"].as_u64().unwrap(),
+    );
+    assert!(skipped > 0, "{status}");
+    assert_eq!(sent + skipped, 300, "{status}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        earliest_offset(&http, &node, &kept).await > 0,
+        "once forwarded, retention deletes"
+    );
 }

@@ -12,7 +12,10 @@
 //! API 3.0: `{"Response":{"MessageId":[...],"RequestId":"..."}}`, or
 //! `{"Response":{"Error":{"Code":"...","Message":"..."},"RequestId":"..."}}`.
 //! A message id is `datahubId:stream:partition:offset:receivedMs:durableMs`;
-//! an answer without an error means every message is durable.
+//! an answer without an error means every message is durable. On a stream
+//! with `ack = "sink"` and a Kafka sink, it is the seed's
+//! `datahubId:topic:partition:offset:receivedMs:sentToKafkaMs`, with the
+//! Kafka topic, partition and offset from the broker's delivery report.
 
 use axum::Json;
 use axum::Router;
@@ -23,8 +26,11 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use intake_core::{Error as CoreError, IngestRequest, Item, LogError};
+use std::collections::HashMap;
+
+use intake_core::{Error as CoreError, IngestOutcome, IngestRequest, Item, LogError};
 use intake_format::FormatError;
+use intake_forward::BrokerPosition;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -183,7 +189,9 @@ fn api_code(err: &ApiError) -> &'static str {
             CoreError::ShuttingDown | CoreError::Log(LogError::Closed { .. }) => {
                 "ServiceUnavailable"
             }
-            CoreError::Log(_) | CoreError::Catalog(_) if err.retry_after().is_some() => {
+            CoreError::Log(_) | CoreError::Catalog(_) | CoreError::Forward(_)
+                if err.retry_after().is_some() =>
+            {
                 "ResourceUnavailable"
             }
             _ => "InternalError",
@@ -287,17 +295,46 @@ async fn send_message(
             }
             other => other.into(),
         })?;
-    let stream_name = stream.name();
-    Ok(outcome
+    Ok(message_ids(&datahub_id, stream.name(), &outcome))
+}
+
+/// One id per message, in request order, shaped like CKafka's
+/// `datahubId:topic:partition:offset:receivedMs:sentMs`. Under `ack =
+/// "sink"` with a Kafka sink the middle fields are the Kafka topic,
+/// partition and offset and the time the record was sent to Kafka;
+/// otherwise they are the stream, its partition and offset and the time
+/// the record was durable here.
+fn message_ids(datahub_id: &str, stream_name: &str, outcome: &IngestOutcome) -> Vec<String> {
+    let kafka: HashMap<(u32, u64), (&str, i32, i64, i64)> = outcome
+        .sink_positions
+        .iter()
+        .filter_map(|(partition, offset, position)| match position {
+            BrokerPosition::Kafka {
+                topic,
+                partition: kp,
+                offset: ko,
+                sent_at_ms,
+            } => Some((
+                (*partition, *offset),
+                (topic.as_str(), *kp, *ko, *sent_at_ms),
+            )),
+            BrokerPosition::Nats { .. } => None,
+        })
+        .collect();
+    let received = outcome.received_at_ms;
+    outcome
         .offsets
         .iter()
-        .map(|(partition, offset)| {
-            format!(
-                "{datahub_id}:{stream_name}:{partition}:{offset}:{}:{}",
-                outcome.received_at_ms, outcome.durable_at_ms
-            )
+        .map(|at @ (partition, offset)| match kafka.get(at) {
+            Some((topic, kp, ko, sent)) => {
+                format!("{datahub_id}:{topic}:{kp}:{ko}:{received}:{sent}")
+            }
+            None => format!(
+                "{datahub_id}:{stream_name}:{partition}:{offset}:{received}:{}",
+                outcome.durable_at_ms
+            ),
         })
-        .collect())
+        .collect()
 }
 
 /// Parses `{"DataHubId": "...", "Message": [{"Body": "...", "Key": "..."}]}`
@@ -446,6 +483,34 @@ mod tests {
             parse_request(b"{nope"),
             Err(CkafkaError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn message_ids_carry_the_kafka_position_when_the_sink_reported_one() {
+        let outcome = IngestOutcome {
+            records: 2,
+            partitions: Vec::new(),
+            offsets: vec![(1, 7), (1, 8)],
+            received_at_ms: 1000,
+            durable_at_ms: 1005,
+            sink_positions: vec![(
+                1,
+                7,
+                BrokerPosition::Kafka {
+                    topic: "orders".into(),
+                    partition: 4,
+                    offset: 2,
+                    sent_at_ms: 1010,
+                },
+            )],
+        };
+        assert_eq!(
+            message_ids("datahub-1", "s", &outcome),
+            [
+                "datahub-1:orders:4:2:1000:1010",
+                "datahub-1:s:1:8:1000:1005"
+            ]
+        );
     }
 
     proptest! {

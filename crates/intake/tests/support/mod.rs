@@ -5,11 +5,21 @@
     unreachable_pub,
     reason = "each test binary uses part of the fixture"
 )]
-#![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a panic in a test is a failed test"
+)]
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// A running `intake serve`.
 pub struct Intake {
@@ -72,11 +82,7 @@ pub struct Nats {
 impl Nats {
     /// Starts `/usr/sbin/nats-server -js` on a free port.
     pub fn start_new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut nats = Self {
             child: None,
             port,
@@ -130,5 +136,291 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A name no earlier run used (brokers outlive tests).
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// `POST /v1/streams` with `definition`, expecting 201.
+pub async fn create_stream(http: &reqwest::Client, node: &Intake, definition: Value) {
+    let r = http
+        .post(node.url("/v1/streams"))
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 201, "{}", r.text().await.unwrap());
+}
+
+/// Pushes `records` as one request; on success the (partition, offset) of
+/// each record in order (a request's records go to one partition). On
+/// failure the status and the body, with `retry-after:true|false`.
+pub async fn push(
+    http: &reqwest::Client,
+    node: &Intake,
+    stream: &str,
+    records: &[Value],
+) -> Result<Vec<(u32, u64)>, (u16, String)> {
+    let r = http
+        .post(node.url(&format!("/v1/streams/{stream}/records")))
+        .json(&records)
+        .send()
+        .await
+        .map_err(|e| (0, e.to_string()))?;
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").is_some();
+    let body: Value = r.json().await.map_err(|e| (status, e.to_string()))?;
+    if status != 200 {
+        return Err((status, format!("{body} retry-after:{retry_after}")));
+    }
+    let parts = body["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{body}");
+    let p = parts[0]["partition"].as_u64().unwrap() as u32;
+    let first = parts[0]["first_offset"].as_u64().unwrap();
+    Ok((0..records.len() as u64).map(|i| (p, first + i)).collect())
+}
+
+/// `GET /v1/streams/{stream}/sinks`.
+pub async fn sinks_status(http: &reqwest::Client, node: &Intake, stream: &str) -> Value {
+    http.get(node.url(&format!("/v1/streams/{stream}/sinks")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls until no sink of `stream` lags (or a minute passes); returns the
+/// first sink's status.
+pub async fn wait_forwarded(http: &reqwest::Client, node: &Intake, stream: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sinks = sinks_status(http, node, stream).await;
+        if sinks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["lag_records"] == 0)
+        {
+            return sinks[0].clone();
+        }
+        assert!(Instant::now() < deadline, "sink still behind: {sinks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks that every acknowledged record arrived downstream, in
+/// per-partition order and without gaps; `got` is (stream partition,
+/// stream offset, value) in the order read. Returns the duplicates.
+pub fn check_downstream<'a>(
+    acked: &BTreeMap<(u32, u64), Value>,
+    got: impl IntoIterator<Item = (u32, u64, &'a Value)>,
+) -> usize {
+    let mut seen: BTreeMap<(u32, u64), &Value> = BTreeMap::new();
+    let mut last: HashMap<u32, u64> = HashMap::new();
+    let mut duplicates = 0;
+    for (partition, offset, value) in got {
+        if seen.insert((partition, offset), value).is_some() {
+            duplicates += 1;
+            continue;
+        }
+        if let Some(before) = last.insert(partition, offset) {
+            assert!(
+                offset > before,
+                "partition {partition} out of order: {offset} after {before}"
+            );
+        }
+    }
+    for ((p, o), value) in acked {
+        assert_eq!(
+            seen.get(&(*p, *o)),
+            Some(&value),
+            "acknowledged record {p}/{o} missing or different downstream"
+        );
+    }
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (p, o) in seen.keys() {
+        by_partition.entry(*p).or_default().push(*o);
+    }
+    for (p, offsets) in by_partition {
+        let expected: Vec<u64> = (0..offsets.len() as u64).collect();
+        assert_eq!(offsets, expected, "partition {p} has gaps downstream");
+    }
+    duplicates
+}
+
+/// The `tansu` Kafka-protocol broker: `~/.cargo/bin/tansu` or on `PATH`
+/// (`cargo install tansu --version 0.6.0 --features dynostore`; `.ci/run`
+/// installs it).
+fn tansu_binary() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let installed = home.join(".cargo/bin/tansu");
+    if installed.exists() {
+        return installed;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.exists());
+    on_path.expect(
+        "the tansu Kafka broker is required: cargo install tansu --version 0.6.0 \
+         --features dynostore (.ci/run does this)",
+    )
+}
+
+/// A tansu broker with in-memory storage, reached by clients through a
+/// [`CutProxy`] (so the test can cut the broker off without losing what
+/// it stored: memory storage does not survive a restart).
+pub struct Kafka {
+    child: Child,
+    /// The proxy clients dial (the broker's advertised address).
+    pub proxy: CutProxy,
+}
+
+impl Kafka {
+    /// Starts tansu on a free port, advertising the proxy's port.
+    pub async fn start() -> Self {
+        let broker_port = free_port();
+        let proxy = CutProxy::start(broker_port).await;
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{broker_port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{}", proxy.port),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::task::spawn_blocking(move || wait_listening(broker_port, "tansu"))
+            .await
+            .unwrap();
+        Self { child, proxy }
+    }
+
+    /// `127.0.0.1:PORT` for `bootstrap.servers`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy.port)
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", self.brokers())
+                .create()
+                .unwrap();
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap();
+        for r in results {
+            r.unwrap();
+        }
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A TCP proxy on a free loopback port to `127.0.0.1:target`, which a test
+/// can cut (open connections dropped, new ones refused) and restore: a
+/// network outage between intake and a broker.
+pub struct CutProxy {
+    /// The port it listens on.
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl CutProxy {
+    /// Starts proxying to `target`.
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let (is_cut, generations) = (Arc::clone(&cut), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if is_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let mut cut_signal = generations.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_signal.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            cut,
+            generation,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
     }
 }
