@@ -49,6 +49,10 @@ pub struct Config {
     /// `json` (one JSON object per line, with the span fields, for log
     /// collectors).
     pub log_format: LogFormat,
+    /// HTTPS on every listener (`[tls]`, or eKuiper's `[httpServerTls]`);
+    /// unset for plain HTTP.
+    #[serde(alias = "httpServerTls", skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// The shape of the node's log lines.
@@ -77,6 +81,7 @@ impl Default for Config {
             worker_threads: None,
             streams: Vec::new(),
             log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod rate_limit;
 mod sink_admin;
 mod state;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub use config::{ClusterConfig, Config, InvalidParameter, Limits, LogFormat};
 pub use error::ApiError;
 pub use metrics::{Metrics, StreamTotals, metric_names};
 pub use state::{AppContext, AppState};
+pub use tls::{TlsConfig, TlsError};
 
 use crate::faces::Face;
 
@@ -145,7 +147,12 @@ pub async fn serve_push(listener: TcpListener, state: AppState) -> std::io::Resu
     let draining = state.draining.clone();
     let limits = state.limits;
     let metrics = Arc::clone(&state.metrics);
-    listener::serve(listener, push_router(state), limits, metrics, draining).await;
+    let tls = state
+        .tls
+        .get()
+        .cloned()
+        .map(tokio_rustls::TlsAcceptor::from);
+    listener::serve(listener, push_router(state), limits, metrics, draining, tls).await;
     Ok(())
 }
 
@@ -185,7 +192,19 @@ pub async fn run(
         }
     });
     let limits = state.limits;
-    let serve = listener::serve(listener, router(state), limits, metrics, draining.clone());
+    let tls = state
+        .tls
+        .get()
+        .cloned()
+        .map(tokio_rustls::TlsAcceptor::from);
+    let serve = listener::serve(
+        listener,
+        router(state),
+        limits,
+        metrics,
+        draining.clone(),
+        tls,
+    );
     let signal = {
         let draining = draining.clone();
         async move {

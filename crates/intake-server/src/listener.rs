@@ -2,9 +2,10 @@
 //! (`max_headers`, `max_header_bytes` → 431; `request_read_timeout` on the
 //! head → closed), counted in the metrics, within `max_connections` (one
 //! more is answered 503 with `Retry-After` and closed), and drained on
-//! shutdown.
+//! shutdown; over TLS when the node has a certificate.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,10 +15,12 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -27,13 +30,16 @@ use crate::faces::Face;
 use crate::metrics::Metrics;
 
 /// Accepts on `listener` until `draining` is cancelled, then waits for the
-/// open connections to finish their requests (idle ones are closed).
+/// open connections to finish their requests (idle ones are closed). With
+/// `tls`, each connection first completes a TLS handshake (within
+/// `request_read_timeout`), and HTTP/2 or HTTP/1.1 follows by ALPN.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
     draining: CancellationToken,
+    tls: Option<TlsAcceptor>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -67,33 +73,84 @@ pub(crate) async fn serve(
         }
         let counted = metrics.connection_opened();
         let permit = Arc::clone(&open).try_acquire_owned().ok();
-        let io = TokioIo::new(tcp);
-        let conn = if permit.is_some() {
-            let app = app.clone().map_request(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
-            let conn = builder
-                .serve_connection_with_upgrades(io, TowerToHyperService::new(app))
-                .into_owned();
-            futures::future::Either::Left(graceful.watch(conn))
-        } else {
-            let max = limits.max_connections;
-            let refuse = hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                Ok::<_, Infallible>(refuse_connection(req.uri().path(), max))
-            });
-            let conn = builder.serve_connection(io, refuse).into_owned();
-            futures::future::Either::Right(graceful.watch(conn))
+        let connection = Connection {
+            builder: Arc::clone(&builder),
+            app: app.clone(),
+            peer,
+            refuse_past: permit.is_none().then_some(limits.max_connections),
+            watcher: graceful.watcher(),
         };
+        let tls = tls.clone();
+        let handshake_timeout = limits.request_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            match tls {
+                None => connection.serve(tcp).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
             drop(counted);
         });
     }
     graceful.shutdown().await;
+}
+
+/// One accepted connection, before its transport (plain TCP or TLS) is
+/// ready.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    app: Router,
+    peer: SocketAddr,
+    /// `Some(max)` when the connection is past `max_connections`.
+    refuse_past: Option<usize>,
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP on `io` until the client closes or the drain ends it.
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            builder,
+            app,
+            peer,
+            refuse_past,
+            watcher,
+        } = self;
+        let io = TokioIo::new(io);
+        let result = match refuse_past {
+            None => {
+                let app = app.map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(io, TowerToHyperService::new(app))
+                    .into_owned();
+                watcher.watch(conn).await
+            }
+            Some(max) => {
+                let refuse = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(refuse_connection(req.uri().path(), max))
+                });
+                watcher
+                    .watch(builder.serve_connection(io, refuse).into_owned())
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    }
 }
 
 /// The answer on a connection past `max_connections`: 503 with

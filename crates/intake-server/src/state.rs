@@ -36,6 +36,8 @@ pub struct AppContext {
     /// The cluster as last read from the manager, when this node joined
     /// one (for the dashboard).
     pub(crate) joined: parking_lot::RwLock<Option<JoinedCluster>>,
+    /// The TLS settings of every listener, when the node serves HTTPS.
+    pub tls: std::sync::OnceLock<Arc<rustls::ServerConfig>>,
 }
 
 /// What a joined node knows of its cluster.
@@ -64,6 +66,7 @@ impl AppState {
             stream_rates: limits.stream_requests_per_second.map(RateLimits::new),
             manager: std::sync::OnceLock::new(),
             joined: parking_lot::RwLock::new(None),
+            tls: std::sync::OnceLock::new(),
         }))
     }
 
@@ -73,6 +76,16 @@ impl AppState {
     pub fn with_manager(self, registry: Arc<NodeRegistry>) -> Self {
         if self.manager.set(registry).is_err() {
             tracing::warn!("this node already is a manager; keeping its registry");
+        }
+        self
+    }
+
+    /// Serves every listener over TLS with `acceptor`; a second call
+    /// changes nothing.
+    #[must_use]
+    pub fn with_tls(self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        if self.tls.set(Arc::clone(acceptor.config())).is_err() {
+            tracing::warn!("TLS is already set up; keeping the first acceptor");
         }
         self
     }

@@ -119,6 +119,11 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn run(mut config: Config) -> anyhow::Result<()> {
+    // Certificate problems stop the start before any data is opened.
+    let tls = match &config.tls {
+        Some(tls) => Some(tls.acceptor().context("cannot set up TLS")?),
+        None => None,
+    };
     let clustered = config.cluster.join.is_some() || config.core().shares_catalog();
     if clustered && config.cluster.node_id.is_none() {
         let id = intake_core::stored_node_id(&config.data_dir)
@@ -136,6 +141,16 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let mut state = AppState::new(node, config.limits);
+    if let Some(acceptor) = tls {
+        state = state.with_tls(acceptor);
+        tracing::info!(
+            client_certificates = config
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_ca_file.is_some()),
+            "serving HTTPS (HTTP/2 and HTTP/1.1 by ALPN)"
+        );
+    }
     if config.cluster.manager {
         let interval = config.cluster.heartbeat_interval.as_millis() as u64;
         state = state.with_manager(Arc::new(NodeRegistry::new(interval)));
