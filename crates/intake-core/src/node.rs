@@ -674,6 +674,59 @@ impl Node {
         Ok(())
     }
 
+    /// Replaces a stream's definition, keeping its records: the stream is
+    /// closed and reopened under the new definition (pushes in between get
+    /// 503 with `Retry-After`). The partition count cannot change; the
+    /// state (active or paused) is kept.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`], [`Error::InvalidDefinition`], catalog and
+    /// log errors (the old definition is reopened when the new one fails).
+    pub async fn replace_stream(&self, def: StreamDefinition) -> Result<Arc<Stream>> {
+        let mut def = normalize_definition(def)?;
+        let _guard = self.changes.lock().await;
+        let registry = self.registry();
+        let old =
+            registry
+                .streams
+                .get(&def.name)
+                .cloned()
+                .ok_or_else(|| Error::StreamNotFound {
+                    name: def.name.clone(),
+                })?;
+        let old_def = old.definition();
+        if old_def.partitions != def.partitions {
+            return Err(Error::definition(
+                "partitions",
+                format!(
+                    "a stream keeps its {} partitions; delete and create it to change them",
+                    old_def.partitions
+                ),
+            ));
+        }
+        registry.check_bindings(&def)?;
+        RecordCodec::new(&def)?;
+        def.state = old_def.state;
+        self.catalog.update(&def).await?;
+        old.stop_sinks();
+        for p in &old.partitions {
+            p.close().await.ok();
+        }
+        let stream = match self.open_stream(def.clone()).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(stream = %def.name, error = %e, "the new definition cannot be opened; reopening the old one");
+                self.catalog.update(&old_def).await?;
+                Arc::new(self.open_stream(old_def).await?)
+            }
+        };
+        let mut streams = registry.streams.clone();
+        streams.insert(def.name.clone(), Arc::clone(&stream));
+        *self.registry.write() = Arc::new(Registry::build(streams));
+        tracing::info!(stream = %def.name, "stream definition replaced");
+        Ok(stream)
+    }
+
     /// Pauses or resumes a stream.
     ///
     /// # Errors

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod cluster;
 mod codec;
+pub mod ddl;
 pub mod delimited;
 mod error;
 mod json;

@@ -53,6 +53,39 @@ pub struct Config {
     /// unset for plain HTTP.
     #[serde(alias = "httpServerTls", skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Methods of push paths made by eKuiper DDL (`[httppush]`), as
+    /// eKuiper's `httppush.yaml`: the default section's, or the one named
+    /// by a statement's `CONF_KEY`.
+    pub httppush: HttppushConfig,
+}
+
+/// `[httppush]`: the settings eKuiper keeps in `httppush.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttppushConfig {
+    /// For statements without `CONF_KEY` (`[httppush.default]`).
+    pub default: HttppushConfKey,
+    /// By `CONF_KEY` name (`[httppush.conf_keys.NAME]`).
+    pub conf_keys: std::collections::BTreeMap<String, HttppushConfKey>,
+}
+
+/// One `httppush.yaml` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttppushConfKey {
+    /// `POST` (default) or `PUT`.
+    #[serde(default = "post")]
+    pub method: String,
+}
+
+impl Default for HttppushConfKey {
+    fn default() -> Self {
+        Self { method: post() }
+    }
+}
+
+fn post() -> String {
+    "POST".to_owned()
 }
 
 /// The shape of the node's log lines.
@@ -82,6 +115,7 @@ impl Default for Config {
             streams: Vec::new(),
             log_format: LogFormat::Text,
             tls: None,
+            httppush: HttppushConfig::default(),
         }
     }
 }
@@ -293,6 +327,20 @@ impl Config {
                 name: "limits.request_timeout",
                 reason: "must be longer than zero".into(),
             });
+        }
+        for (name, conf) in std::iter::once(("default", &self.httppush.default)).chain(
+            self.httppush
+                .conf_keys
+                .iter()
+                .map(|(name, conf)| (name.as_str(), conf)),
+        ) {
+            if !conf.method.eq_ignore_ascii_case("POST") && !conf.method.eq_ignore_ascii_case("PUT")
+            {
+                return Err(InvalidParameter {
+                    name: "httppush.conf_keys",
+                    reason: format!("{name}: method {:?} is not POST or PUT", conf.method),
+                });
+            }
         }
         if let Some(id) = &self.cluster.node_id {
             intake_core::check_node_id(id).map_err(|reason| InvalidParameter {

@@ -38,7 +38,9 @@ use tower::timeout::error::Elapsed;
 use tower_http::trace::TraceLayer;
 
 pub use cluster::spawn_membership;
-pub use config::{ClusterConfig, Config, InvalidParameter, Limits, LogFormat};
+pub use config::{
+    ClusterConfig, Config, HttppushConfKey, HttppushConfig, InvalidParameter, Limits, LogFormat,
+};
 pub use error::ApiError;
 pub use metrics::{Metrics, StreamTotals, metric_names};
 pub use state::{AppContext, AppState};
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(faces::inlong::routes())
         .merge(faces::ckafka::routes())
         .merge(faces::rest_proxy::routes())
+        .merge(faces::ekuiper_rest::routes())
         .merge(faces::inlong_manager::routes())
         .merge(sink_admin::routes())
         .merge(cluster::routes())

@@ -63,8 +63,14 @@ const GROUP_BYTES_BUCKETS: &[f64] = &[
 ];
 
 /// The faces, as metric labels; a [`Face`]'s index is its place here.
-pub(crate) const FACE_LABELS: [&str; 5] =
-    ["native", "inlong", "ckafka", "rest_proxy", "inlong_manager"];
+pub(crate) const FACE_LABELS: [&str; 6] = [
+    "native",
+    "inlong",
+    "ckafka",
+    "rest_proxy",
+    "inlong_manager",
+    "ekuiper_rest",
+];
 
 impl Face {
     fn index(self) -> usize {
@@ -74,6 +80,7 @@ impl Face {
             Self::Ckafka => 2,
             Self::RestProxy => 3,
             Self::InlongManager => 4,
+            Self::EkuiperRest => 5,
         }
     }
 }

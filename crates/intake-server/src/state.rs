@@ -36,6 +36,8 @@ pub struct AppContext {
     /// The cluster as last read from the manager, when this node joined
     /// one (for the dashboard).
     pub(crate) joined: parking_lot::RwLock<Option<JoinedCluster>>,
+    /// The `[httppush]` settings eKuiper DDL statements pick methods from.
+    pub(crate) httppush: std::sync::OnceLock<crate::config::HttppushConfig>,
     /// The TLS settings of every listener, when the node serves HTTPS.
     pub tls: std::sync::OnceLock<Arc<rustls::ServerConfig>>,
 }
@@ -67,6 +69,7 @@ impl AppState {
             manager: std::sync::OnceLock::new(),
             joined: parking_lot::RwLock::new(None),
             tls: std::sync::OnceLock::new(),
+            httppush: std::sync::OnceLock::new(),
         }))
     }
 
@@ -78,6 +81,21 @@ impl AppState {
             tracing::warn!("this node already is a manager; keeping its registry");
         }
         self
+    }
+
+    /// Takes the methods of DDL-made push paths from `settings`; a second
+    /// call changes nothing.
+    #[must_use]
+    pub fn with_httppush(self, settings: crate::config::HttppushConfig) -> Self {
+        if self.httppush.set(settings).is_err() {
+            tracing::warn!("[httppush] is already set; keeping the first");
+        }
+        self
+    }
+
+    /// The `[httppush]` settings (defaults unless set).
+    pub(crate) fn httppush(&self) -> &crate::config::HttppushConfig {
+        self.httppush.get_or_init(Default::default)
     }
 
     /// Serves every listener over TLS with `acceptor`; a second call

@@ -30,6 +30,30 @@ fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// `intake stream create --sql`: the statement, checked here first, goes
+/// to eKuiper's `POST /streams` (or `/tables`); prints the node's answer.
+pub(crate) async fn create_stream_sql(client: &Client, sql: &str) -> anyhow::Result<()> {
+    use intake_format::ddl::{Statement, parse};
+    let kind = match parse(sql).map_err(|e| anyhow::anyhow!("invalid statement {e}"))? {
+        Statement::Create { definition, .. } => definition.kind,
+        _ => anyhow::bail!("--sql takes a CREATE STREAM or CREATE TABLE statement"),
+    };
+    let path = match kind {
+        intake_format::api::StreamKind::Stream => "/streams",
+        intake_format::api::StreamKind::Table => "/tables",
+    };
+    let response = client
+        .send(
+            client
+                .http()
+                .post(client.url(path))
+                .json(&serde_json::json!({ "sql": sql })),
+        )
+        .await?;
+    println!("{}", response.text().await?);
+    Ok(())
+}
+
 pub(crate) async fn create_stream(
     client: &Client,
     name: String,

@@ -9,6 +9,7 @@ mod serve;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 /// mimalloc: measurably cheaper than glibc's allocator on the many small
@@ -201,8 +202,14 @@ enum SinkCommand {
 enum StreamCommand {
     /// Create a stream.
     Create {
-        /// Name of the stream.
-        name: String,
+        /// Name of the stream (not with `--sql`, whose statement names it).
+        #[arg(required_unless_present = "sql")]
+        name: Option<String>,
+        /// An eKuiper `CREATE STREAM ...` (or `CREATE TABLE ...`)
+        /// statement instead of the name and flags, sent to eKuiper's
+        /// `POST /streams`.
+        #[arg(long, conflicts_with_all = ["name", "partitions", "fsync", "key_field", "timestamp_field", "definition"])]
+        sql: Option<String>,
         /// Number of partitions.
         #[arg(long)]
         partitions: Option<u32>,
@@ -295,6 +302,9 @@ fn main() -> std::process::ExitCode {
             Command::Stream { target, command } => {
                 let client = api::Client::new(&target.url)?;
                 match command {
+                    StreamCommand::Create { sql: Some(sql), .. } => {
+                        commands::create_stream_sql(&client, &sql).await
+                    }
                     StreamCommand::Create {
                         name,
                         partitions,
@@ -302,7 +312,9 @@ fn main() -> std::process::ExitCode {
                         key_field,
                         timestamp_field,
                         definition,
+                        sql: None,
                     } => {
+                        let name = name.context("a stream name or --sql is required")?;
                         let flags = commands::CreateFlags {
                             partitions,
                             fsync,

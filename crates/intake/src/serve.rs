@@ -140,7 +140,7 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let mut state = AppState::new(node, config.limits);
+    let mut state = AppState::new(node, config.limits).with_httppush(config.httppush.clone());
     if let Some(acceptor) = tls {
         state = state.with_tls(acceptor);
         tracing::info!(

@@ -8,6 +8,7 @@
 
 pub(crate) mod ckafka;
 pub(crate) mod ekuiper;
+pub(crate) mod ekuiper_rest;
 pub(crate) mod inlong;
 pub(crate) mod inlong_manager;
 pub(crate) mod native;
@@ -30,6 +31,8 @@ pub(crate) enum Face {
     RestProxy,
     /// `/inlong/manager/...`.
     InlongManager,
+    /// `/streams...`, `/tables...` (eKuiper's REST API).
+    EkuiperRest,
 }
 
 impl Face {
@@ -43,6 +46,11 @@ impl Face {
             Self::InlongManager
         } else if path == "/topics" || path.starts_with("/topics/") {
             Self::RestProxy
+        } else if ["/streams", "/tables"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        {
+            Self::EkuiperRest
         } else {
             Self::Native
         }
@@ -56,6 +64,7 @@ impl Face {
             Self::Ckafka => ckafka::render(ckafka::CkafkaError::Api(err), None),
             Self::RestProxy => rest_proxy::render(rest_proxy::RestProxyError::Api(err)),
             Self::InlongManager => inlong_manager::render(err),
+            Self::EkuiperRest => ekuiper_rest::EkuiperError::from(err).into_response(),
         }
     }
 }
@@ -75,6 +84,9 @@ mod tests {
             ("/topics/t/partitions/0", Face::RestProxy),
             ("/v1/streams", Face::Native),
             ("/healthz", Face::Native),
+            ("/streams/s1", Face::EkuiperRest),
+            ("/tables", Face::EkuiperRest),
+            ("/streamsx", Face::Native),
             (
                 "/inlong/manager/openapi/dataproxy/getIpList/g",
                 Face::InlongManager,
