@@ -60,17 +60,17 @@ awk -v n="$records" -v size="$size" 'BEGIN {
 lag() { curl -sf "$url/v1/streams/$1/sinks" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["lag_records"])'; }
 
 intake_run() { # prints records/s
-  local name="fwd$1" target="intake.bench.$$.$1"
+  local name="fwd$1" dest="intake.bench.$$.$1"
   if [ "$kind" = nats ]; then
-    sink="{\"name\":\"s\",\"kind\":\"nats\",\"url\":\"$server\",\"subject\":\"$target\"}"
+    sink="{\"name\":\"s\",\"kind\":\"nats\",\"url\":\"$server\",\"subject\":\"$dest\"}"
   else
-    "$loop_bin" kafka-topic "$server" "$target" 1
-    sink="{\"name\":\"s\",\"kind\":\"kafka\",\"brokers\":\"$server\",\"topic\":\"$target\"}"
+    "$loop_bin" kafka-topic "$server" "$dest" 1
+    sink="{\"name\":\"s\",\"kind\":\"kafka\",\"brokers\":\"$server\",\"topic\":\"$dest\"}"
   fi
   curl -sf -XPOST "$url/v1/streams" -H 'content-type: application/json' \
     -d "{\"name\":\"$name\",\"partitions\":1,\"fsync\":\"never\",\"sinks\":[$sink]}" >/dev/null
   curl -sf -XPOST "$url/v1/streams/$name/sinks/s/pause" >/dev/null
-  "$target/release/intake" push "$name" "$work/records.ndjson" --url "$url" 2>/dev/null
+  "$target/release/intake" push "$name" "$work/records.ndjson" --url "$url" >/dev/null
   [ "$(lag "$name")" = "$records" ] || { echo "sink lag is not $records" >&2; exit 1; }
   local start end
   start=$(date +%s.%N)
@@ -81,9 +81,9 @@ intake_run() { # prints records/s
 }
 
 loop_run() { # prints records/s
-  local target="loop.bench.$$.$1"
-  [ "$kind" = kafka ] && "$loop_bin" kafka-topic "$server" "$target" 1
-  "$loop_bin" "$kind" "$server" "$target" "$records" "$size" | awk '{print $(NF-1)}'
+  local dest="loop.bench.$$.$1"
+  if [ "$kind" = kafka ]; then "$loop_bin" kafka-topic "$server" "$dest" 1; fi
+  "$loop_bin" "$kind" "$server" "$dest" "$records" "$size" | awk '{print $(NF-1)}'
 }
 
 mkdir -p "$root/bench/results"

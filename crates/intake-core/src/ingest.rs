@@ -238,6 +238,11 @@ pub(crate) async fn commit(stream: &Stream, prepared: Prepared) -> Result<Ingest
     let append = |p: u32, records: Vec<NewRecord>| async move {
         let batch = EncodedBatch::encode(&records)?;
         let appended = stream.partitions[p as usize].append(batch).await?;
+        if let Some(table) = &stream.table {
+            for (offset, r) in (appended.first_offset..).zip(&records) {
+                table.apply(p, offset, r.timestamp, r.key.as_ref(), &r.value);
+            }
+        }
         Ok::<_, Error>((p, appended))
     };
     // Most requests touch one partition: no join machinery for them.

@@ -33,6 +33,7 @@ mod ingest;
 mod node;
 pub mod partitioner;
 mod stream;
+mod table;
 
 pub use catalog::Catalog;
 pub use cluster::NodeRegistry;
@@ -42,3 +43,4 @@ pub use ingest::{IngestOutcome, IngestRequest, Item, Items, now_ms};
 pub use intake_log::{Error as LogError, Header, LogMetrics, Partition, ReadBatch, Record};
 pub use node::{LogMetricsFactory, Node, normalize_definition};
 pub use stream::Stream;
+pub use table::Table;

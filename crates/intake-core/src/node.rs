@@ -24,6 +24,31 @@ use crate::config::CoreConfig;
 use crate::error::{Error, Result};
 use crate::ingest::{IngestOutcome, IngestRequest, ingest};
 use crate::stream::Stream;
+use crate::table::Table;
+
+/// Most rows a scan table may keep (`retain_size`).
+pub(crate) const MAX_RETAIN_SIZE: u64 = 1_000_000;
+
+/// Records read per step when a table is rebuilt from its log.
+const REBUILD_READ_RECORDS: usize = 10_000;
+
+/// Feeds every retained record of `logs` to `table`.
+fn rebuild(table: Table, logs: &[Arc<Partition>]) -> Result<Table> {
+    for (p, log) in logs.iter().enumerate() {
+        let mut offset = log.start_offset();
+        while offset < log.next_offset() {
+            let batch = log.read(offset, REBUILD_READ_RECORDS, 64 * 1024 * 1024)?;
+            if batch.records.is_empty() {
+                break;
+            }
+            for r in &batch.records {
+                table.apply(p as u32, r.offset, r.timestamp, r.key.as_ref(), &r.value);
+            }
+            offset = batch.next_offset;
+        }
+    }
+    Ok(table)
+}
 
 /// Default sync period of `fsync = "interval"` streams.
 const DEFAULT_FSYNC_INTERVAL_MS: u64 = 1000;
@@ -190,12 +215,19 @@ pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinitio
                 "a table needs retain_size of at least 1",
             ));
         }
-        (StreamKind::Table, Some(_)) => {
+        (StreamKind::Table, Some(n)) if n > MAX_RETAIN_SIZE => {
             return Err(Error::definition(
-                "kind",
-                "tables are not supported yet; use kind = \"stream\"",
+                "retain_size",
+                format!("{n} rows is more than the {MAX_RETAIN_SIZE} a table may keep"),
             ));
         }
+        (StreamKind::Table, Some(_)) if !def.format.stores_json() => {
+            return Err(Error::definition(
+                "format",
+                "a table's rows are JSON: use json, ndjson or delimited",
+            ));
+        }
+        (StreamKind::Table, Some(_)) => {}
         (StreamKind::Stream, Some(_)) => {
             return Err(Error::definition(
                 "retain_size",
@@ -504,7 +536,26 @@ impl Node {
                 .await?,
             )
         };
-        Ok(Stream::new(def, codec, partitions, sinks))
+        let table = match (def.kind, def.retain_size) {
+            (StreamKind::Table, Some(retain)) => {
+                let table = Table::new(
+                    usize::try_from(retain).unwrap_or(usize::MAX),
+                    def.key_field.is_some(),
+                );
+                let logs = partitions.clone();
+                let table = tokio::task::spawn_blocking(move || rebuild(table, &logs))
+                    .await
+                    .map_err(|e| Error::Io {
+                        op: "rebuild the table of",
+                        path: def.name.clone(),
+                        source: std::io::Error::other(e),
+                    })??;
+                tracing::info!(table = %def.name, rows = table.len(), "table rebuilt from the log");
+                Some(table)
+            }
+            _ => None,
+        };
+        Ok(Stream::new(def, codec, partitions, sinks, table))
     }
 
     /// Has every partition, of the streams open now and of those created

@@ -11,6 +11,7 @@ use intake_log::Partition;
 
 use crate::error::{Error, Result};
 use crate::ingest::IngestOutcome;
+use crate::table::Table;
 
 /// How long `ack = "sink"` waits unless the stream says otherwise.
 pub(crate) const DEFAULT_ACK_TIMEOUT_MS: u64 = 10_000;
@@ -24,6 +25,8 @@ pub struct Stream {
     pub(crate) partitions: Vec<Arc<Partition>>,
     round_robin: AtomicU32,
     sinks: Option<StreamSinks>,
+    /// The rows, when the stream is a scan table.
+    pub(crate) table: Option<Table>,
 }
 
 impl Stream {
@@ -32,6 +35,7 @@ impl Stream {
         codec: RecordCodec,
         partitions: Vec<Arc<Partition>>,
         sinks: Option<StreamSinks>,
+        table: Option<Table>,
     ) -> Self {
         Self {
             paused: AtomicBool::new(definition.state == StreamState::Paused),
@@ -40,7 +44,13 @@ impl Stream {
             partitions,
             round_robin: AtomicU32::new(0),
             sinks,
+            table,
         }
+    }
+
+    /// The scan table's rows, when the stream is a table.
+    pub fn table(&self) -> Option<&Table> {
+        self.table.as_ref()
     }
 
     /// The running sinks, when the stream has any.

@@ -21,6 +21,7 @@ mod codec;
 pub mod ddl;
 pub mod delimited;
 mod error;
+pub mod filter;
 mod json;
 pub mod schema;
 pub mod time;

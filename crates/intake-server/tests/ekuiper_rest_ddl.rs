@@ -222,20 +222,34 @@ async fn describe_replace_and_errors() {
             "{statement}: {body}"
         );
     }
+    // A table: created, listed apart from streams, fed by its path, read
+    // as rows.
     let (status, body) = sql(
         &node,
         "/tables",
-        "CREATE TABLE t (id bigint) WITH (TYPE=\"httppush\", RETAIN_SIZE=\"10\")",
+        "CREATE TABLE t (id bigint, v float) WITH (DATASOURCE=\"/t\", TYPE=\"httppush\", KEY=\"id\", RETAIN_SIZE=\"10\")",
     )
     .await;
-    assert_eq!(status, 400);
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("tables are not supported yet"),
-        "{body}"
+    assert_eq!((status, body), (201, json!("Table t is created.")));
+    assert_eq!(
+        node.get("/tables").await.into_status_body(),
+        (200, json!(["t"]))
     );
+    assert_eq!(
+        node.get("/streams").await.into_status_body(),
+        (200, json!(["demo"]))
+    );
+    for v in [1.5, 2.5] {
+        let (status, _, _) = node
+            .post("/t", None, json!({"id": 7, "v": v}).to_string())
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (_, _, rows) = node.get("/v1/tables/t/rows").await;
+    assert_eq!(rows["rows"], json!([{"id": 7, "v": 2.5}]));
+    let (_, body) = node.get("/tables/t").await.into_status_body();
+    assert_eq!(body["StreamType"], 1, "{body}");
+    assert_eq!(body["Options"]["RETAIN_SIZE"], "10", "{body}");
     let (status, body) = node.get("/streams/nope").await.into_status_body();
     assert_eq!(status, 404);
     assert_eq!(body["error"], 1002);

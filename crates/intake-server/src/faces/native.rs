@@ -21,6 +21,7 @@ use intake_format::Framing;
 use intake_format::api::{
     AppendResponse, ReadResponse, RecordView, StateChange, StreamDefinition, StreamList, StreamView,
 };
+use intake_format::filter::Filter;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(read),
         )
         .route("/v1/streams/{name}/tail", get(tail))
+        .route("/v1/tables/{name}/rows", get(table_rows))
 }
 
 async fn create_stream(
@@ -129,6 +131,49 @@ async fn push(
         records: outcome.records,
         partitions: outcome.partitions,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowsParams {
+    /// A filter expression (see `intake_format::filter`).
+    filter: Option<String>,
+    /// Most rows to return (the newest that match).
+    limit: Option<usize>,
+}
+
+/// `GET /v1/tables/{name}/rows?filter=EXPR&limit=L`: the newest `limit`
+/// rows (default 100, at most `max_read_records`) that pass the filter,
+/// oldest first.
+async fn table_rows(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RowsParams>,
+) -> Result<Json<TableRows>, ApiError> {
+    let stream = state.node.stream(&name)?;
+    let Some(table) = stream.table() else {
+        return Err(ApiError::BadRequest(format!(
+            "stream {name:?} is not a table (kind = \"stream\"); read it by offset instead"
+        )));
+    };
+    let filter = match params.filter.as_deref() {
+        Some(text) => Some(Filter::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))?),
+        None => None,
+    };
+    let limit = params
+        .limit
+        .unwrap_or(DEFAULT_READ_LIMIT)
+        .clamp(1, state.limits.max_read_records);
+    Ok(Json(TableRows {
+        rows: table.rows(filter.as_ref(), limit),
+    }))
+}
+
+/// The answer of `GET /v1/tables/{name}/rows`.
+#[derive(Debug, serde::Serialize)]
+struct TableRows {
+    /// The rows, oldest first.
+    rows: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
