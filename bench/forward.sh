@@ -8,7 +8,8 @@
 # until its lag is 0 (polled every 20 ms). The baseline: producer_loop
 # (crates/intake-forward/examples), the broker's client library with the
 # same settings (async-nats with 1000 acks outstanding and a Nats-Msg-Id per
-# message; rdkafka idempotent, acks=all, linger.ms=5), sending the same
+# message; rdkafka idempotent, acks=all, linger.ms=5 as librdkafka's default,
+# intake's sink uses 1), sending the same
 # records. Runs alternate; the median ratio is reported.
 #
 # NATS: the server at $NATS_URL (default nats://127.0.0.1:4222). Kafka: a

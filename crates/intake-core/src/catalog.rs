@@ -10,15 +10,26 @@ use intake_format::api::{StreamDefinition, StreamState};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
+use crate::auth::TokenInfo;
 use crate::error::{Error, Result};
 
-const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS intake_streams (
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS intake_streams (
         name TEXT PRIMARY KEY,
         definition TEXT NOT NULL,
         state TEXT NOT NULL,
         version BIGINT NOT NULL,
         updated_at_ms BIGINT NOT NULL
-    )"];
+    )",
+    "CREATE TABLE IF NOT EXISTS intake_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL
+    )",
+];
 
 /// A handle on the catalog database.
 #[derive(Debug, Clone)]
@@ -174,6 +185,69 @@ impl Catalog {
     pub async fn delete(&self, name: &str) -> Result<bool> {
         let result = sqlx::query("DELETE FROM intake_streams WHERE name = $1")
             .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Stores a token: its info and the SHA-256 of its secret.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub async fn insert_token(&self, info: &TokenInfo, secret_sha256: &str) -> Result<()> {
+        let scopes = serde_json::to_string(&info.scopes)
+            .map_err(|e| Error::definition("scopes", e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO intake_tokens (id, name, secret_sha256, scopes, created_at_ms, expires_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&info.id)
+        .bind(&info.name)
+        .bind(secret_sha256)
+        .bind(scopes)
+        .bind(info.created_at_ms)
+        .bind(info.expires_at_ms.unwrap_or(0))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every token, oldest first, with the hashes of their secrets.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub async fn tokens(&self) -> Result<Vec<(TokenInfo, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_sha256, scopes, created_at_ms, expires_at_ms
+             FROM intake_tokens ORDER BY created_at_ms, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let scopes: String = row.try_get(3)?;
+                let expires: i64 = row.try_get(5)?;
+                let info = TokenInfo {
+                    id: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    scopes: serde_json::from_str(&scopes).map_err(|e| {
+                        Error::definition("catalog", format!("stored scopes do not parse: {e}"))
+                    })?,
+                    created_at_ms: row.try_get(4)?,
+                    expires_at_ms: (expires != 0).then_some(expires),
+                };
+                Ok((info, row.try_get(2)?))
+            })
+            .collect()
+    }
+
+    /// Deletes a token; false when there was none.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub async fn delete_token(&self, id: &str) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM intake_tokens WHERE id = $1")
+            .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected() > 0)

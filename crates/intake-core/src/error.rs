@@ -85,6 +85,15 @@ pub enum Error {
     /// A sink failed, or did not acknowledge in time for `ack = "sink"`.
     #[error(transparent)]
     Forward(#[from] intake_forward::ForwardError),
+    /// A presented access token was refused.
+    #[error(transparent)]
+    Token(#[from] crate::auth::TokenError),
+    /// No token has this id (revoking).
+    #[error("token {id:?} does not exist")]
+    TokenNotFound {
+        /// The id asked for.
+        id: String,
+    },
     /// A file-system operation outside the log failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 mod catalog;
 pub mod cluster;
 pub mod config;

@@ -19,6 +19,7 @@ use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Scope, TokenError, TokenInfo};
 use crate::catalog::Catalog;
 use crate::config::CoreConfig;
 use crate::error::{Error, Result};
@@ -48,6 +49,27 @@ fn rebuild(table: Table, logs: &[Arc<Partition>]) -> Result<Table> {
         }
     }
     Ok(table)
+}
+
+/// How long a node trusts its copy of the token table.
+pub(crate) const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The token table as last read: by id, the secret's hash and the info.
+#[derive(Debug, Default)]
+struct TokenCache {
+    tokens: HashMap<String, (String, TokenInfo)>,
+    read_at: Option<std::time::Instant>,
+}
+
+impl TokenCache {
+    fn fresh(&self) -> bool {
+        self.read_at
+            .is_some_and(|at| at.elapsed() < TOKEN_CACHE_TTL)
+    }
+
+    fn clear(&mut self) {
+        self.read_at = None;
+    }
 }
 
 /// Default sync period of `fsync = "interval"` streams.
@@ -194,6 +216,8 @@ pub struct Node {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     log_observer: LogObserver,
+    /// The token table as last read, and when.
+    token_cache: parking_lot::Mutex<TokenCache>,
 }
 
 /// Checks a definition and fills in what defaults depend on other fields.
@@ -458,6 +482,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             log_observer: LogObserver::default(),
+            token_cache: parking_lot::Mutex::new(TokenCache::default()),
         });
         let mut streams = BTreeMap::new();
         for def in node.catalog.list().await? {
@@ -776,6 +801,112 @@ impl Node {
         *self.registry.write() = Arc::new(Registry::build(streams));
         tracing::info!(stream = %def.name, "stream definition replaced");
         Ok(stream)
+    }
+
+    /// Makes a token with `scopes` (expiring at `expires_at_ms` when set);
+    /// returns its info and the token text, which is not kept anywhere.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDefinition`] for an empty name or no scope;
+    /// [`Error::Catalog`].
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scopes: Vec<Scope>,
+        expires_at_ms: Option<i64>,
+    ) -> Result<(TokenInfo, String)> {
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::definition(
+                "name",
+                "a token needs a name of 1 to 200 bytes",
+            ));
+        }
+        if scopes.is_empty() {
+            return Err(Error::definition(
+                "scopes",
+                "a token needs at least one scope: admin, write:STREAM or read:STREAM",
+            ));
+        }
+        let (id, secret, token) = crate::auth::new_token();
+        let info = TokenInfo {
+            id,
+            name: name.to_owned(),
+            scopes,
+            created_at_ms: crate::ingest::now_ms(),
+            expires_at_ms,
+        };
+        self.catalog
+            .insert_token(&info, &crate::auth::hash_secret(&secret))
+            .await?;
+        self.token_cache.lock().clear();
+        tracing::info!(token = %info.id, name = %info.name, "token created");
+        Ok((info, token))
+    }
+
+    /// Every token, without secrets.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        Ok(self
+            .catalog
+            .tokens()
+            .await?
+            .into_iter()
+            .map(|(info, _)| info)
+            .collect())
+    }
+
+    /// Revokes a token at once on this node (other nodes sharing the
+    /// catalog within five seconds).
+    ///
+    /// # Errors
+    /// [`Error::TokenNotFound`], [`Error::Catalog`].
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        if !self.catalog.delete_token(id).await? {
+            return Err(Error::TokenNotFound { id: id.to_owned() });
+        }
+        self.token_cache.lock().clear();
+        tracing::info!(token = %id, "token revoked");
+        Ok(())
+    }
+
+    /// Checks a presented token; its info when valid.
+    ///
+    /// # Errors
+    /// [`Error::Token`] (malformed, unknown, wrong secret, expired);
+    /// [`Error::Catalog`] when the catalog cannot be read.
+    pub async fn authenticate(&self, token: &str) -> Result<TokenInfo> {
+        let (id, secret) = crate::auth::split_token(token)?;
+        // One read of the table per TTL at most, also for unknown ids, so
+        // random tokens cannot make every request query the catalog.
+        let fresh = self.token_cache.lock().fresh();
+        if !fresh {
+            let all = self.catalog.tokens().await?;
+            let mut cache = self.token_cache.lock();
+            cache.tokens = all
+                .into_iter()
+                .map(|(info, hash)| (info.id.clone(), (hash, info)))
+                .collect();
+            cache.read_at = Some(std::time::Instant::now());
+        }
+        let (hash, info) = self
+            .token_cache
+            .lock()
+            .tokens
+            .get(id)
+            .cloned()
+            .ok_or(TokenError::Unknown)?;
+        if crate::auth::hash_secret(secret) != hash {
+            return Err(TokenError::Unknown.into());
+        }
+        if info
+            .expires_at_ms
+            .is_some_and(|at| at <= crate::ingest::now_ms())
+        {
+            return Err(TokenError::Expired.into());
+        }
+        Ok(info)
     }
 
     /// Pauses or resumes a stream.

@@ -64,6 +64,13 @@ fn record(i: usize, size: usize) -> Vec<u8> {
 async fn nats(url: &str, subject: &str, records: &[Vec<u8>]) -> Result<()> {
     use async_nats::jetstream::{self, message::PublishMessage};
     let js = jetstream::new(async_nats::connect(url).await?);
+    // A JetStream stream for the subject, as intake's sink makes one.
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: subject.replace(['.', '*', '>'], "_"),
+        subjects: vec![subject.to_owned()],
+        ..Default::default()
+    })
+    .await?;
     let run = std::process::id();
     let mut pending = std::collections::VecDeque::with_capacity(WINDOW);
     for (i, value) in records.iter().enumerate() {

@@ -52,7 +52,9 @@ impl KafkaSink {
         config
             .set("bootstrap.servers", brokers)
             .set("message.timeout.ms", "120000")
-            .set("linger.ms", "5");
+            // A sink hands the producer a whole batch at once: waiting for
+            // more messages only delays the batch's acknowledgement.
+            .set("linger.ms", "1");
         for (k, v) in settings {
             config.set(k, v);
         }

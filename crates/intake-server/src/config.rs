@@ -53,6 +53,13 @@ pub struct Config {
     /// unset for plain HTTP.
     #[serde(alias = "httpServerTls", skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `off` (default: anyone may do anything) or `tokens` (requests need
+    /// a token with the fitting scope; see the README's Tokens section).
+    pub auth: crate::auth::AuthMode,
+    /// A token with the `admin` scope that is not in the catalog, to make
+    /// the first tokens with (`INTAKE_ADMIN_TOKEN`); at least 16 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     /// Methods of push paths made by eKuiper DDL (`[httppush]`), as
     /// eKuiper's `httppush.yaml`: the default section's, or the one named
     /// by a statement's `CONF_KEY`.
@@ -116,6 +123,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             tls: None,
             httppush: HttppushConfig::default(),
+            auth: crate::auth::AuthMode::Off,
+            admin_token: None,
         }
     }
 }
@@ -341,6 +350,12 @@ impl Config {
                     reason: format!("{name}: method {:?} is not POST or PUT", conf.method),
                 });
             }
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(InvalidParameter {
+                name: "admin_token",
+                reason: "must be at least 16 bytes".into(),
+            });
         }
         if let Some(id) = &self.cluster.node_id {
             intake_core::check_node_id(id).map_err(|reason| InvalidParameter {

@@ -24,6 +24,12 @@ pub enum ApiError {
     /// The core refused or failed.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// No valid token (missing, malformed, unknown, revoked, expired).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A valid token without the scope the request needs.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The body is larger than the route accepts.
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -123,9 +129,13 @@ impl ApiError {
                 CoreError::Forward(
                     ForwardError::AckTimeout { .. } | ForwardError::Stopped { .. },
                 ) => StatusCode::SERVICE_UNAVAILABLE,
-                CoreError::Forward(ForwardError::SinkNotFound { .. }) => StatusCode::NOT_FOUND,
+                CoreError::Forward(ForwardError::SinkNotFound { .. })
+                | CoreError::TokenNotFound { .. } => StatusCode::NOT_FOUND,
+                CoreError::Token(_) => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } | Self::DecompressedTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -164,8 +174,12 @@ impl ApiError {
                 CoreError::Forward(ForwardError::AckTimeout { .. }) => "sink_ack_timeout",
                 CoreError::Forward(ForwardError::Stopped { .. }) => "sink_stopped",
                 CoreError::Forward(ForwardError::SinkNotFound { .. }) => "sink_not_found",
+                CoreError::TokenNotFound { .. } => "token_not_found",
+                CoreError::Token(_) => "unauthorized",
                 _ => "internal",
             },
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::DecompressedTooLarge { .. } => "decompressed_too_large",
             Self::UnsupportedEncoding { .. } => "unsupported_encoding",

@@ -6,6 +6,7 @@
 //! let in-flight requests finish (bounded by `limits.shutdown_timeout`),
 //! end live tails, then close the log (write and fsync what is queued).
 
+mod auth;
 mod cluster;
 mod config;
 mod content_encoding;
@@ -37,6 +38,7 @@ use tower::ServiceBuilder;
 use tower::timeout::error::Elapsed;
 use tower_http::trace::TraceLayer;
 
+pub use auth::AuthMode;
 pub use cluster::spawn_membership;
 pub use config::{
     ClusterConfig, Config, HttppushConfKey, HttppushConfig, InvalidParameter, Limits, LogFormat,
@@ -58,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(faces::ekuiper_rest::routes())
         .merge(faces::inlong_manager::routes())
         .merge(sink_admin::routes())
+        .merge(auth::routes())
         .merge(cluster::routes())
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))
@@ -101,6 +104,10 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
         .layer(drain::RefuseWhileDrainingLayer {
             draining: state.draining.clone(),
         })
+        // Tokens, when required: only then is the middleware in the stack.
+        .option_layer((state.auth_mode() == auth::AuthMode::Tokens).then(|| {
+            axum::middleware::from_fn_with_state(state.clone(), auth::authorize)
+        }))
         // Extractors enforce the configured body limits themselves, with
         // the face's error shape.
         .layer(DefaultBodyLimit::disable())

@@ -38,6 +38,8 @@ pub struct AppContext {
     pub(crate) joined: parking_lot::RwLock<Option<JoinedCluster>>,
     /// The `[httppush]` settings eKuiper DDL statements pick methods from.
     pub(crate) httppush: std::sync::OnceLock<crate::config::HttppushConfig>,
+    /// Whether requests need tokens, and the configured admin token.
+    pub(crate) auth: std::sync::OnceLock<(crate::auth::AuthMode, Option<String>)>,
     /// The TLS settings of every listener, when the node serves HTTPS.
     pub tls: std::sync::OnceLock<Arc<rustls::ServerConfig>>,
 }
@@ -70,6 +72,7 @@ impl AppState {
             joined: parking_lot::RwLock::new(None),
             tls: std::sync::OnceLock::new(),
             httppush: std::sync::OnceLock::new(),
+            auth: std::sync::OnceLock::new(),
         }))
     }
 
@@ -96,6 +99,49 @@ impl AppState {
     /// The `[httppush]` settings (defaults unless set).
     pub(crate) fn httppush(&self) -> &crate::config::HttppushConfig {
         self.httppush.get_or_init(Default::default)
+    }
+
+    /// Requires tokens when `mode` says so; `admin_token` (when set) is
+    /// accepted as a token with the `admin` scope. A second call changes
+    /// nothing.
+    #[must_use]
+    pub fn with_auth(self, mode: crate::auth::AuthMode, admin_token: Option<String>) -> Self {
+        if self.auth.set((mode, admin_token)).is_err() {
+            tracing::warn!("auth is already set; keeping the first setting");
+        }
+        self
+    }
+
+    /// `off` unless [`AppState::with_auth`] said otherwise.
+    pub(crate) fn auth_mode(&self) -> crate::auth::AuthMode {
+        self.auth.get().map(|(mode, _)| *mode).unwrap_or_default()
+    }
+
+    /// The info of a presented token: the configured admin token, or one
+    /// of the catalog's.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] for a refused token; a catalog failure
+    /// as itself (503).
+    pub(crate) async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<intake_core::auth::TokenInfo, ApiError> {
+        if let Some((_, Some(admin))) = self.auth.get()
+            && admin.as_bytes() == token.as_bytes()
+        {
+            return Ok(intake_core::auth::TokenInfo {
+                id: "admin_token".into(),
+                name: "the configured admin_token".into(),
+                scopes: vec![intake_core::auth::Scope::Admin],
+                created_at_ms: 0,
+                expires_at_ms: None,
+            });
+        }
+        self.node.authenticate(token).await.map_err(|e| match e {
+            intake_core::Error::Token(t) => ApiError::Unauthorized(t.to_string()),
+            other => ApiError::Core(other),
+        })
     }
 
     /// Serves every listener over TLS with `acceptor`; a second call

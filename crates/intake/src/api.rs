@@ -13,9 +13,22 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(url: &str) -> anyhow::Result<Self> {
+    /// A client of the node `target` names, with its token if any.
+    pub(crate) fn for_target(target: &crate::Target) -> anyhow::Result<Self> {
+        Self::new(&target.url, target.token.as_deref())
+    }
+
+    pub(crate) fn new(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the token is not valid header text")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            .default_headers(headers)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {

@@ -543,7 +543,7 @@ struct Verify {
 }
 
 async fn bench(url: &str, args: BenchArgs) -> anyhow::Result<bool> {
-    let client = Client::new(url)?;
+    let client = Client::new(url, None)?;
     let view: StreamView = client
         .json(
             client

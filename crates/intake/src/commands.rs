@@ -345,3 +345,67 @@ pub(crate) async fn read(
     eprintln!("next offset: {}", answer.next_offset);
     Ok(())
 }
+
+/// `intake token create`: prints the new token's info and the token.
+pub(crate) async fn create_token(
+    client: &Client,
+    name: &str,
+    scopes: &[String],
+    expires_in: Option<humantime::Duration>,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "name": name, "scopes": scopes });
+    if let Some(d) = expires_in {
+        body["expires_in_s"] = d.as_secs().into();
+    }
+    let created: serde_json::Value = client
+        .json(client.http().post(client.url("/v1/tokens")).json(&body))
+        .await?;
+    print_json(&created)?;
+    eprintln!("the token is shown once: keep it now");
+    Ok(())
+}
+
+/// `intake token list`: one line per token.
+pub(crate) async fn list_tokens(client: &Client) -> anyhow::Result<()> {
+    let list: serde_json::Value = client
+        .json(client.http().get(client.url("/v1/tokens")))
+        .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<18} {:<24} {:<16} SCOPES",
+        "ID", "NAME", "EXPIRES_AT_MS"
+    )?;
+    for t in list["tokens"].as_array().into_iter().flatten() {
+        let scopes: Vec<&str> = t["scopes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        writeln!(
+            out,
+            "{:<18} {:<24} {:<16} {}",
+            t["id"].as_str().unwrap_or("?"),
+            t["name"].as_str().unwrap_or("?"),
+            t["expires_at_ms"]
+                .as_i64()
+                .map_or_else(|| "never".to_owned(), |ms| ms.to_string()),
+            scopes.join(" ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `intake token revoke`.
+pub(crate) async fn revoke_token(client: &Client, id: &str) -> anyhow::Result<()> {
+    client
+        .send(
+            client
+                .http()
+                .delete(client.url(&format!("/v1/tokens/{id}"))),
+        )
+        .await?;
+    eprintln!("token {id} revoked");
+    Ok(())
+}

@@ -39,6 +39,13 @@ enum Command {
         #[command(subcommand)]
         command: StreamCommand,
     },
+    /// Manage access tokens (`auth = "tokens"`; needs an admin token).
+    Token {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Operate a stream's sinks (forwarding to Kafka or NATS).
     Sink {
         #[command(flatten)]
@@ -163,6 +170,33 @@ pub(crate) struct Target {
         global = true
     )]
     pub(crate) url: String,
+    /// Access token sent as `Authorization: Bearer` (nodes with `auth =
+    /// "tokens"`).
+    #[arg(long, env = "INTAKE_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token; prints it once, with its id.
+    Create {
+        /// A name for people.
+        name: String,
+        /// `admin`, `write:STREAM` or `read:STREAM` (STREAM may be `*` or
+        /// end in `*`); repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. `30d` or `12h`; unset for never.
+        #[arg(long)]
+        expires_in: Option<humantime::Duration>,
+    },
+    /// Every token (no secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,7 +334,7 @@ fn main() -> std::process::ExitCode {
         match command {
             Command::Serve(_) | Command::Manager(_) | Command::Bench { .. } => Ok(()),
             Command::Stream { target, command } => {
-                let client = api::Client::new(&target.url)?;
+                let client = api::Client::for_target(&target)?;
                 match command {
                     StreamCommand::Create { sql: Some(sql), .. } => {
                         commands::create_stream_sql(&client, &sql).await
@@ -334,8 +368,20 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            Command::Token { target, command } => {
+                let client = api::Client::for_target(&target)?;
+                match command {
+                    TokenCommand::Create {
+                        name,
+                        scopes,
+                        expires_in,
+                    } => commands::create_token(&client, &name, &scopes, expires_in).await,
+                    TokenCommand::List => commands::list_tokens(&client).await,
+                    TokenCommand::Revoke { id } => commands::revoke_token(&client, &id).await,
+                }
+            }
             Command::Sink { target, command } => {
-                let client = api::Client::new(&target.url)?;
+                let client = api::Client::for_target(&target)?;
                 match command {
                     SinkCommand::List { stream } => commands::list_sinks(&client, &stream).await,
                     SinkCommand::Pause { stream, sink } => {
@@ -365,7 +411,7 @@ fn main() -> std::process::ExitCode {
                             .build()
                             .await?,
                     ),
-                    None => commands::PushVia::Node(api::Client::new(&target.url)?),
+                    None => commands::PushVia::Node(api::Client::for_target(&target)?),
                 };
                 commands::push(&via, &stream, file, batch_records, batch_bytes).await
             }
@@ -374,7 +420,15 @@ fn main() -> std::process::ExitCode {
                 stream,
                 from,
                 partition,
-            } => commands::tail(&api::Client::new(&target.url)?, &stream, &from, partition).await,
+            } => {
+                commands::tail(
+                    &api::Client::for_target(&target)?,
+                    &stream,
+                    &from,
+                    partition,
+                )
+                .await
+            }
             Command::Read {
                 target,
                 stream,
@@ -383,7 +437,7 @@ fn main() -> std::process::ExitCode {
                 limit,
             } => {
                 commands::read(
-                    &api::Client::new(&target.url)?,
+                    &api::Client::for_target(&target)?,
                     &stream,
                     partition,
                     offset,

@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use std::sync::Arc;
 
 use intake_core::{Node, NodeRegistry};
-use intake_server::{AppState, Config, LogFormat};
+use intake_server::{AppState, AuthMode, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 use crate::{LogFormatArg, ServeArgs};
@@ -140,7 +140,27 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let mut state = AppState::new(node, config.limits).with_httppush(config.httppush.clone());
+    let mut state = AppState::new(node, config.limits)
+        .with_httppush(config.httppush.clone())
+        .with_auth(config.auth, config.admin_token.clone());
+    match config.auth {
+        AuthMode::Tokens => {
+            tracing::info!("auth = \"tokens\": requests need a token with the fitting scope")
+        }
+        AuthMode::Off => {
+            let open: Vec<String> = std::iter::once(addr)
+                .chain(config.push_listen)
+                .filter(|a| !a.ip().is_loopback())
+                .map(|a| a.to_string())
+                .collect();
+            if !open.is_empty() {
+                tracing::warn!(
+                    listeners = %open.join(", "),
+                    "auth = \"off\" on a listener beyond loopback: anyone who reaches it may write, read and manage streams; set auth = \"tokens\""
+                );
+            }
+        }
+    }
     if let Some(acceptor) = tls {
         state = state.with_tls(acceptor);
         tracing::info!(

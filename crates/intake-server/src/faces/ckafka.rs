@@ -211,6 +211,8 @@ fn api_code(err: &ApiError) -> &'static str {
         ApiError::Overloaded => "RequestLimitExceeded",
         ApiError::ShuttingDown => "ServiceUnavailable",
         ApiError::Timeout(_) => "InternalError",
+        ApiError::Unauthorized(_) => "AuthFailure.TokenFailure",
+        ApiError::Forbidden(_) => "AuthFailure.UnauthorizedOperation",
     }
 }
 
@@ -219,9 +221,15 @@ fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-async fn action(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn action(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = new_request_id();
-    match send_message(&state, &headers, body).await {
+    let caller = caller.map(|axum::Extension(c)| c);
+    match send_message(&state, caller.as_ref(), &headers, body).await {
         Ok(message_id) => Json(Envelope {
             response: SendMessageResponse {
                 message_id,
@@ -243,6 +251,7 @@ struct Message {
 /// and returns their ids in order.
 async fn send_message(
     state: &AppState,
+    caller: Option<&crate::auth::Caller>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<String>, CkafkaError> {
@@ -272,6 +281,7 @@ async fn send_message(
         .node
         .stream_by_datahub(&datahub_id)
         .ok_or_else(|| CkafkaError::DataHubNotFound(datahub_id.clone()))?;
+    crate::auth::check_write(state, caller, stream.name())?;
     let items = messages
         .into_iter()
         .map(|m| Item {

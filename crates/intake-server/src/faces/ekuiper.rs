@@ -55,6 +55,10 @@ async fn push_inner(state: &AppState, req: Request) -> Result<Response, ApiError
             path: path.to_owned(),
         });
     };
+    let caller = parts.extensions.get::<crate::auth::Caller>();
+    for stream in &streams {
+        crate::auth::check_write(state, caller, stream.name())?;
+    }
     let method = first
         .definition()
         .bindings

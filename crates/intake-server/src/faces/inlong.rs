@@ -83,6 +83,10 @@ mod code {
     pub(super) const OVERLOADED: u32 = 114;
     /// A record is not acceptable, or `cnt` does not match.
     pub(super) const ITEMS_INVALID: u32 = 123;
+    /// intake's own: no valid token (`auth = "tokens"`).
+    pub(super) const UNAUTHORIZED: u32 = 401;
+    /// intake's own: the token may not write to the stream.
+    pub(super) const FORBIDDEN: u32 = 403;
     /// Anything else (DataProxy's `UNKNOWN_ERROR`).
     pub(super) const UNKNOWN: u32 = i32::MAX as u32;
 }
@@ -249,6 +253,8 @@ fn api_code(err: &ApiError) -> u32 {
         ApiError::MethodNotAllowed { .. } => code::UNSUPPORTED_METHOD,
         ApiError::Timeout(_) | ApiError::Overloaded => code::OVERLOADED,
         ApiError::ShuttingDown => code::SERVICE_CLOSED,
+        ApiError::Unauthorized(_) => code::UNAUTHORIZED,
+        ApiError::Forbidden(_) => code::FORBIDDEN,
     }
 }
 
@@ -406,6 +412,7 @@ async fn message(State(state): State<AppState>, req: Request) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
+    let caller = req.extensions().get::<crate::auth::Caller>().cloned();
     let params = match read_params(&state, req).await {
         Ok(params) => params,
         Err(e) => return render(e, None),
@@ -414,7 +421,7 @@ async fn message(State(state): State<AppState>, req: Request) -> Response {
         Ok(callback) => callback,
         Err(e) => return render(e, None),
     };
-    match report(&state, &params, client_ip, received_at_ms).await {
+    match report(&state, &params, client_ip, received_at_ms, caller.as_ref()).await {
         Ok(()) => answer_ok(callback),
         Err(e) => render(e, callback),
     }
@@ -463,6 +470,7 @@ async fn report(
     params: &Params,
     client_ip: Option<IpAddr>,
     received_at_ms: i64,
+    caller: Option<&crate::auth::Caller>,
 ) -> Result<(), InlongError> {
     let group_id = params
         .group_id
@@ -488,6 +496,7 @@ async fn report(
         .node
         .stream_by_inlong(group, stream_name)
         .ok_or_else(unconfigured)?;
+    crate::auth::check_write(state, caller, stream.name())?;
     let timestamp = params
         .dt
         .as_deref()
