@@ -18,6 +18,7 @@
 //! `CONF_KEY` (resolved by the server, which knows the configured keys).
 
 use crate::api::{DatasourceBinding, Format, StreamDefinition, StreamKind};
+use crate::scan;
 use crate::schema::{Field, FieldType};
 
 /// The `WITH` keys accepted, upper case.
@@ -174,52 +175,22 @@ fn tokenize(sql: &str) -> Result<Vec<(usize, Token)>, DdlError> {
             '=' => Token::Equals,
             ';' => Token::Semicolon,
             '"' | '\'' | '`' => {
-                let quote = c;
-                let mut text = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err(fail(format!("{quote} is never closed"))),
-                        Some('\\') if quote != '`' => {
-                            match chars.get(i + 1) {
-                                Some(&escaped) => text.push(escaped),
-                                None => return Err(fail(format!("{quote} is never closed"))),
-                            }
-                            i += 2;
-                        }
-                        Some(&q) if q == quote => break,
-                        Some(&other) => {
-                            text.push(other);
-                            i += 1;
-                        }
-                    }
-                }
-                if quote == '`' {
+                let (text, end) = scan::quoted(&chars, i).map_err(fail)?;
+                i = end;
+                if c == '`' {
                     Token::Quoted(text)
                 } else {
                     Token::Text(text)
                 }
             }
             c if c.is_ascii_digit() || c == '-' => {
-                let mut text = String::from(c);
-                while let Some(&d) = chars
-                    .get(i + 1)
-                    .filter(|d| d.is_ascii_digit() || **d == '.')
-                {
-                    text.push(d);
-                    i += 1;
-                }
+                let (text, end) = scan::run(&chars, i, |d| d.is_ascii_digit() || d == '.');
+                i = end;
                 Token::Number(text)
             }
             c if c.is_alphabetic() || c == '_' => {
-                let mut word = String::from(c);
-                while let Some(&d) = chars
-                    .get(i + 1)
-                    .filter(|d| d.is_alphanumeric() || **d == '_')
-                {
-                    word.push(d);
-                    i += 1;
-                }
+                let (word, end) = scan::run(&chars, i, scan::name_char);
+                i = end;
                 Token::Word(word)
             }
             other => return Err(fail(format!("unexpected character {other:?}"))),

@@ -23,6 +23,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::scan;
+
 /// Longest expression accepted, in bytes.
 pub const MAX_FILTER_BYTES: usize = 4096;
 
@@ -278,55 +280,27 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, FilterError> {
             }
             '>' => Token::Op(Op::Gt),
             '\'' | '"' | '`' => {
-                let quote = c;
-                let mut value = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err(fail(format!("{quote} is never closed"))),
-                        Some('\\') if quote != '`' => {
-                            match chars.get(i + 1) {
-                                Some(&escaped) => value.push(escaped),
-                                None => return Err(fail(format!("{quote} is never closed"))),
-                            }
-                            i += 2;
-                        }
-                        Some(&q) if q == quote => break,
-                        Some(&other) => {
-                            value.push(other);
-                            i += 1;
-                        }
-                    }
-                }
-                if quote == '`' {
+                let (value, end) = scan::quoted(&chars, i).map_err(fail)?;
+                i = end;
+                if c == '`' {
                     Token::Quoted(value)
                 } else {
                     Token::Text(value)
                 }
             }
             c if c.is_ascii_digit() || c == '-' || c == '.' => {
-                let mut number = String::from(c);
-                while let Some(&d) = chars
-                    .get(i + 1)
-                    .filter(|d| d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+'))
-                {
-                    number.push(d);
-                    i += 1;
-                }
+                let (number, end) = scan::run(&chars, i, |d| {
+                    d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+')
+                });
+                i = end;
                 match number.parse::<f64>() {
                     Ok(n) if n.is_finite() => Token::Number(n),
                     _ => return Err(fail(format!("{number:?} is not a number"))),
                 }
             }
             c if c.is_alphabetic() || c == '_' => {
-                let mut name = String::from(c);
-                while let Some(&d) = chars
-                    .get(i + 1)
-                    .filter(|d| d.is_alphanumeric() || **d == '_')
-                {
-                    name.push(d);
-                    i += 1;
-                }
+                let (name, end) = scan::run(&chars, i, scan::name_char);
+                i = end;
                 Token::Name(name)
             }
             other => return Err(fail(format!("unexpected character {other:?}"))),
