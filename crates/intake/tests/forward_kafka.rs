@@ -31,7 +31,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use serde_json::{Value, json};
 use support::{
-    Intake, Kafka, check_downstream, create_stream, push, sinks_status, unique, wait_forwarded,
+    Intake, Kafka, Pushers, check_downstream, create_stream, push, sinks_status, unique,
+    wait_forwarded,
 };
 
 /// One message consumed from Kafka.
@@ -279,50 +280,19 @@ async fn broker_outage_under_load_loses_nothing() {
                           "topic": topic, "partitioning": "mirror"}]}),
     )
     .await;
-    let acked = Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut clients = Vec::new();
-    for client in 0..8 {
-        let (http, node, name, acked, stop) = (
-            http.clone(),
-            Arc::clone(&node),
-            name.clone(),
-            Arc::clone(&acked),
-            stop.clone(),
-        );
-        clients.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.is_cancelled() {
-                let records: Vec<Value> = (0..5)
-                    .map(|i| json!({"client": client, "n": n, "i": i}))
-                    .collect();
-                let placed = push(&http, &node, &name, &records)
-                    .await
-                    .expect("local acks do not depend on the broker");
-                let mut acked = acked.lock();
-                for (at, record) in placed.into_iter().zip(records) {
-                    acked.insert(at, record);
-                }
-                n += 1;
-            }
-        }));
-    }
+    let pushers = Pushers::start(&http, &node, &name, 8);
     tokio::time::sleep(Duration::from_secs(2)).await;
     kafka.proxy.cut();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let during = sinks_status(&http, &node, &name).await;
     kafka.proxy.restore();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.cancel();
-    for c in clients {
-        c.await.unwrap();
-    }
+    let acked = pushers.stop().await;
     let status = wait_forwarded(&http, &node, &name).await;
     assert!(
         during[0]["lag_records"].as_u64().unwrap() > 0,
         "records queued while the broker was away: {during}"
     );
-    let acked = acked.lock().clone();
     let got = read_topic(&kafka.brokers(), &topic, acked.len()).await;
     let duplicates = check_downstream(&acked, positions(&got));
     println!(

@@ -27,7 +27,8 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::{
-    Intake, Nats, check_downstream, create_stream, push, sinks_status, unique, wait_forwarded,
+    Intake, Nats, Pushers, check_downstream, create_stream, push, sinks_status, unique,
+    wait_forwarded,
 };
 
 /// One message read back from JetStream.
@@ -172,34 +173,7 @@ async fn broker_outage_under_load_loses_nothing() {
                "sinks": [{"name": "n1", "kind": "nats", "url": nats.url(), "subject": subject}]}),
     )
     .await;
-    let acked = Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut clients = Vec::new();
-    for client in 0..8 {
-        let (http, node, name, acked, stop) = (
-            http.clone(),
-            Arc::clone(&node),
-            name.clone(),
-            Arc::clone(&acked),
-            stop.clone(),
-        );
-        clients.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.is_cancelled() {
-                let records: Vec<Value> = (0..5)
-                    .map(|i| json!({"client": client, "n": n, "i": i}))
-                    .collect();
-                let placed = push(&http, &node, &name, &records)
-                    .await
-                    .expect("local acks do not depend on the broker");
-                let mut acked = acked.lock();
-                for (at, record) in placed.into_iter().zip(records) {
-                    acked.insert(at, record);
-                }
-                n += 1;
-            }
-        }));
-    }
+    let pushers = Pushers::start(&http, &node, &name, 8);
     tokio::time::sleep(Duration::from_secs(2)).await;
     nats.stop();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -213,10 +187,7 @@ async fn broker_outage_under_load_loses_nothing() {
         .unwrap();
     nats.start();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.cancel();
-    for c in clients {
-        c.await.unwrap();
-    }
+    let acked = pushers.stop().await;
     let status = wait_forwarded(&http, &node, &name).await;
     assert!(
         during[0]["lag_records"].as_u64().unwrap() > 0,
@@ -226,7 +197,6 @@ async fn broker_outage_under_load_loses_nothing() {
         status["errors"].as_u64().unwrap() > 0,
         "the outage was seen: {status}"
     );
-    let acked = acked.lock().clone();
     let got = read_back(&nats.url(), &subject, acked.len()).await;
     let duplicates = check_downstream(&acked, positions(&got));
     println!(

@@ -206,6 +206,64 @@ pub async fn push(
     Ok((0..records.len() as u64).map(|i| (p, first + i)).collect())
 }
 
+/// Clients pushing 5-record requests to `stream` until [`Pushers::stop`];
+/// every acknowledged record is kept by (partition, offset).
+pub struct Pushers {
+    acked: Arc<parking_lot::Mutex<BTreeMap<(u32, u64), Value>>>,
+    stop: tokio_util::sync::CancellationToken,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pushers {
+    /// Starts `clients` pushers; a refused push fails the test (local
+    /// acknowledgements must not depend on a broker).
+    pub fn start(http: &reqwest::Client, node: &Arc<Intake>, stream: &str, clients: usize) -> Self {
+        let acked = Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let clients = (0..clients)
+            .map(|client| {
+                let (http, node, stream, acked, stop) = (
+                    http.clone(),
+                    Arc::clone(node),
+                    stream.to_owned(),
+                    Arc::clone(&acked),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.is_cancelled() {
+                        let records: Vec<Value> = (0..5)
+                            .map(|i| serde_json::json!({"client": client, "n": n, "i": i}))
+                            .collect();
+                        let placed = push(&http, &node, &stream, &records)
+                            .await
+                            .expect("local acks do not depend on the broker");
+                        let mut acked = acked.lock();
+                        for (at, record) in placed.into_iter().zip(records) {
+                            acked.insert(at, record);
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            acked,
+            stop,
+            clients,
+        }
+    }
+
+    /// Stops the clients; the acknowledged records.
+    pub async fn stop(self) -> BTreeMap<(u32, u64), Value> {
+        self.stop.cancel();
+        for c in self.clients {
+            c.await.unwrap();
+        }
+        self.acked.lock().clone()
+    }
+}
+
 /// `GET /v1/streams/{stream}/sinks`.
 pub async fn sinks_status(http: &reqwest::Client, node: &Intake, stream: &str) -> Value {
     http.get(node.url(&format!("/v1/streams/{stream}/sinks")))
