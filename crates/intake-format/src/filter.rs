@@ -191,19 +191,63 @@ impl fmt::Display for Literal {
     }
 }
 
-/// Prints an expression that parses back to the same filter.
+/// Prints an expression that parses back to the same filter, with only the
+/// parentheses the tree needs (so a long AND chain stays flat) and
+/// backticks only around names that need them.
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// `inner`, in parentheses when `wrap`.
+        fn part(f: &mut fmt::Formatter<'_>, inner: &Filter, wrap: bool) -> fmt::Result {
+            if wrap {
+                write!(f, "({inner})")
+            } else {
+                write!(f, "{inner}")
+            }
+        }
+        let is_or = |x: &Filter| matches!(x, Filter::Or(..));
+        let is_binary = |x: &Filter| matches!(x, Filter::Or(..) | Filter::And(..));
         match self {
-            Self::And(a, b) => write!(f, "({a} AND {b})"),
-            Self::Or(a, b) => write!(f, "({a} OR {b})"),
-            Self::Not(inner) => write!(f, "NOT {inner}"),
+            // Parsing is left-associative and AND binds tighter than OR.
+            Self::Or(a, b) => {
+                part(f, a, false)?;
+                f.write_str(" OR ")?;
+                part(f, b, is_or(b))
+            }
+            Self::And(a, b) => {
+                part(f, a, is_or(a))?;
+                f.write_str(" AND ")?;
+                part(f, b, is_binary(b))
+            }
+            Self::Not(inner) => {
+                f.write_str("NOT ")?;
+                part(f, inner, is_binary(inner))
+            }
             Self::Compare { field, op, literal } => {
-                let path: Vec<String> = field.iter().map(|n| format!("`{n}`")).collect();
-                write!(f, "{} {op} {literal}", path.join("."))
+                for (i, name) in field.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    if plain_name(name) {
+                        f.write_str(name)?;
+                    } else {
+                        write!(f, "`{name}`")?;
+                    }
+                }
+                write!(f, " {op} {literal}")
             }
         }
     }
+}
+
+/// True when `name` reads back as itself without backticks.
+fn plain_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    first_ok
+        && chars.all(scan::name_char)
+        && !["and", "or", "not", "true", "false", "null"]
+            .iter()
+            .any(|k| name.eq_ignore_ascii_case(k))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -483,6 +527,22 @@ mod tests {
             msg(&format!("{}a = 1{}", "(".repeat(100), ")".repeat(100))).contains("nest at most")
         );
         assert!(msg(&"x".repeat(MAX_FILTER_BYTES + 1)).contains("at most"));
+    }
+
+    #[test]
+    fn filters_print_with_only_the_parentheses_they_need() {
+        let chain: Vec<String> = (0..200).map(|i| format!("a{i} = {i}")).collect();
+        let chain = chain.join(" AND ");
+        assert_eq!(Filter::parse(&chain).unwrap().to_string(), chain);
+        for text in [
+            "a = 1 OR b = 2 AND c = 3",
+            "(a = 1 OR b = 2) AND c = 3",
+            "a = 1 OR (b = 2 OR c = 3)",
+            "NOT (a = 1 AND b = 2)",
+            "NOT NOT `and` = 'x' AND `x y`.z != null",
+        ] {
+            assert_eq!(Filter::parse(text).unwrap().to_string(), text);
+        }
     }
 
     fn literal() -> impl Strategy<Value = Literal> {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# fuzz/run.sh [SECONDS] [TARGET...] — runs each cargo-fuzz target (all by
+# default) for SECONDS (default 60) with AddressSanitizer, starting from
+# the committed seeds in fuzz/seeds/TARGET and keeping what it finds in
+# fuzz/corpus/TARGET (not committed). Prints execs and crashes per target;
+# a crash stops the script with the reproducer under fuzz/artifacts/.
+# `SECONDS=0` replays the seeds only (what CI does).
+# Needs cargo-fuzz (cargo install cargo-fuzz); RUSTC_BOOTSTRAP=1 lets the
+# stable toolchain take the sanitizer flags.
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+export RUSTC_BOOTSTRAP=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t" "seeds/$t"
+  if [ "$secs" = 0 ]; then
+    args=("seeds/$t" -- -runs=0)
+  else
+    args=("corpus/$t" "seeds/$t" -- -max_total_time="$secs")
+  fi
+  if ! cargo fuzz run "$t" "${args[@]}" >"$log" 2>&1; then
+    grep -E "ERROR|panicked|SUMMARY|Test unit written" "$log" || tail -n 30 "$log"
+    echo "== $t FAILED"
+    exit 1
+  fi
+  grep -E "Done [0-9]+ runs" "$log" || true
+  grep -E "DONE" "$log" | tail -n 1 || true
+  echo "== $t ok"
+done
