@@ -124,6 +124,9 @@ pub struct CoreConfig {
     /// that brokers that drop duplicates by id never take one node's
     /// records for another's. `None` on a standalone node.
     pub node_id: Option<String>,
+    /// Where `protobuf` streams find their `.proto` files; `None` for
+    /// `<data_dir>/schemas`.
+    pub schemas_dir: Option<PathBuf>,
 }
 
 impl CoreConfig {
@@ -138,7 +141,15 @@ impl CoreConfig {
             limits: IngestLimits::default(),
             streams: Vec::new(),
             node_id: None,
+            schemas_dir: None,
         }
+    }
+
+    /// The directory of `.proto` files.
+    pub fn schemas_dir(&self) -> PathBuf {
+        self.schemas_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("schemas"))
     }
 
     /// True when the catalog is a server other nodes may share (not the

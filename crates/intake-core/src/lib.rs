@@ -33,6 +33,7 @@ mod error;
 mod ingest;
 mod node;
 pub mod partitioner;
+mod schemas;
 mod stream;
 mod table;
 
@@ -43,5 +44,6 @@ pub use error::{Error, Result};
 pub use ingest::{IngestOutcome, IngestRequest, Item, Items, now_ms};
 pub use intake_log::{Error as LogError, Header, LogMetrics, Partition, ReadBatch, Record};
 pub use node::{LogMetricsFactory, Node, normalize_definition};
+pub use schemas::SchemaDir;
 pub use stream::Stream;
 pub use table::Table;

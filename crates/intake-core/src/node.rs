@@ -7,6 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use intake_format::RecordCodec;
+use intake_format::protobuf::SchemaFiles;
+
+use crate::schemas::SchemaDir;
 use intake_format::api::{
     AckMode, FsyncMode, MAX_PARTITIONS, SinkTarget, StreamDefinition, StreamKind, StreamState,
     check_stream_name,
@@ -218,13 +221,19 @@ pub struct Node {
     log_observer: LogObserver,
     /// The token table as last read, and when.
     token_cache: parking_lot::Mutex<TokenCache>,
+    /// Where `protobuf` streams' `.proto` files are.
+    schemas: Arc<dyn SchemaFiles>,
 }
 
-/// Checks a definition and fills in what defaults depend on other fields.
+/// Checks a definition and fills in what defaults depend on other fields;
+/// a `protobuf` stream's message type must compile from `schemas`.
 ///
 /// # Errors
 /// [`Error::InvalidDefinition`] naming the field.
-pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinition> {
+pub fn normalize_definition(
+    mut def: StreamDefinition,
+    schemas: &Arc<dyn SchemaFiles>,
+) -> Result<StreamDefinition> {
     check_stream_name(&def.name).map_err(|reason| Error::definition("name", reason))?;
     if def.partitions == 0 || def.partitions > MAX_PARTITIONS {
         return Err(Error::definition(
@@ -321,7 +330,7 @@ pub fn normalize_definition(mut def: StreamDefinition) -> Result<StreamDefinitio
         ));
     }
     check_sinks(&mut def)?;
-    RecordCodec::new(&def).map_err(|e| match e {
+    RecordCodec::with_schema_files(&def, Arc::clone(schemas)).map_err(|e| match e {
         intake_format::FormatError::InvalidDefinition { field, reason } => {
             Error::InvalidDefinition { field, reason }
         }
@@ -451,8 +460,9 @@ impl Node {
             source,
         })?;
         let catalog = Catalog::connect(&config.catalog_url()).await?;
+        let schemas: Arc<dyn SchemaFiles> = Arc::new(SchemaDir::new(config.schemas_dir()));
         for declared in &config.streams {
-            let declared = normalize_definition(declared.clone())?;
+            let declared = normalize_definition(declared.clone(), &schemas)?;
             match catalog.get(&declared.name).await? {
                 None => catalog.insert(&declared).await?,
                 Some(stored) => {
@@ -483,10 +493,13 @@ impl Node {
             tasks: TaskTracker::new(),
             log_observer: LogObserver::default(),
             token_cache: parking_lot::Mutex::new(TokenCache::default()),
+            schemas,
         });
         let mut streams = BTreeMap::new();
         for def in node.catalog.list().await? {
-            let stream = node.open_stream(normalize_definition(def)?).await?;
+            let stream = node
+                .open_stream(normalize_definition(def, &node.schemas)?)
+                .await?;
             streams.insert(stream.name().to_owned(), Arc::new(stream));
         }
         tracing::info!(streams = streams.len(), "streams opened");
@@ -525,7 +538,7 @@ impl Node {
     }
 
     async fn open_stream(&self, def: StreamDefinition) -> Result<Stream> {
-        let codec = RecordCodec::new(&def)?;
+        let codec = RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
         let dir = self.stream_dir(&def.name);
         let config = self.partition_config(&def);
         let fs = Arc::clone(&self.fs);
@@ -667,7 +680,7 @@ impl Node {
     /// [`Error::InvalidDefinition`], [`Error::StreamExists`], catalog or
     /// log errors.
     pub async fn create_stream(&self, def: StreamDefinition) -> Result<Arc<Stream>> {
-        let def = normalize_definition(def)?;
+        let def = normalize_definition(def, &self.schemas)?;
         let _guard = self.changes.lock().await;
         let registry = self.registry();
         if registry.streams.contains_key(&def.name) {
@@ -759,7 +772,7 @@ impl Node {
     /// [`Error::StreamNotFound`], [`Error::InvalidDefinition`], catalog and
     /// log errors (the old definition is reopened when the new one fails).
     pub async fn replace_stream(&self, def: StreamDefinition) -> Result<Arc<Stream>> {
-        let mut def = normalize_definition(def)?;
+        let mut def = normalize_definition(def, &self.schemas)?;
         let _guard = self.changes.lock().await;
         let registry = self.registry();
         let old =
@@ -781,7 +794,7 @@ impl Node {
             ));
         }
         registry.check_bindings(&def)?;
-        RecordCodec::new(&def)?;
+        RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
         def.state = old_def.state;
         self.catalog.update(&def).await?;
         old.stop_sinks();
@@ -1053,7 +1066,7 @@ impl Node {
                     }
                 }
                 None => {
-                    let def = normalize_definition(def)?;
+                    let def = normalize_definition(def, &self.schemas)?;
                     self.clear_orphan_dir(&def.name)?;
                     if persist && self.catalog.get(&def.name).await?.is_none() {
                         self.catalog.insert(&def).await?;

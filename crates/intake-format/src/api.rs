@@ -46,9 +46,13 @@ pub enum Format {
 
 impl Format {
     /// True when stored values are JSON text (served as JSON, not base64):
-    /// JSON records as sent, and delimited lines as the objects they map to.
+    /// JSON records as sent, delimited lines and protobuf messages as the
+    /// objects they map to.
     pub fn stores_json(self) -> bool {
-        matches!(self, Self::Json | Self::Ndjson | Self::Delimited)
+        matches!(
+            self,
+            Self::Json | Self::Ndjson | Self::Delimited | Self::Protobuf
+        )
     }
 
     /// True when a request body may be JSON or NDJSON framed (by its

@@ -12,6 +12,7 @@ use crate::api::{Format, StreamDefinition};
 use crate::delimited::{decode_line, split_lines};
 use crate::error::FormatError;
 use crate::json::{check_json, split_json, split_ndjson};
+use crate::protobuf::{NoSchemaFiles, ProtoMessage, SchemaFiles};
 use crate::schema::{Field, FieldType, Validation, conform_record, describe_value};
 use crate::time::TimeFormat;
 
@@ -48,6 +49,7 @@ pub struct RecordCodec {
     validation: Validation,
     delimiter: String,
     time: TimeFormat,
+    protobuf: Option<ProtoMessage>,
 }
 
 /// Checks that names are non-empty and unique, at every level.
@@ -80,12 +82,26 @@ fn check_fields(fields: &[Field], prefix: &str) -> Result<(), FormatError> {
 }
 
 impl RecordCodec {
-    /// Builds the codec of a stream.
+    /// Builds the codec of a stream that needs no `.proto` files.
     ///
     /// # Errors
     /// [`FormatError::InvalidDefinition`] when the definition asks for
     /// something this codec cannot do.
     pub fn new(def: &StreamDefinition) -> Result<Self, FormatError> {
+        Self::with_schema_files(def, Arc::new(NoSchemaFiles))
+    }
+
+    /// Builds the codec of a stream; a `protobuf` stream compiles its
+    /// `schema_id` from `files`.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidDefinition`] when the definition asks for
+    /// something this codec cannot do.
+    pub fn with_schema_files(
+        def: &StreamDefinition,
+        files: Arc<dyn SchemaFiles>,
+    ) -> Result<Self, FormatError> {
+        let mut protobuf = None;
         match def.format {
             Format::Json | Format::Ndjson => {}
             Format::Delimited => {
@@ -114,10 +130,18 @@ impl RecordCodec {
                 }
             }
             Format::Protobuf => {
-                return Err(FormatError::definition(
-                    "format",
-                    "protobuf is not supported yet; use json, ndjson, delimited or binary",
-                ));
+                let Some(schema_id) = &def.schema_id else {
+                    return Err(FormatError::definition(
+                        "schema_id",
+                        "a protobuf stream names its message type as \"file.Message\"",
+                    ));
+                };
+                let message = ProtoMessage::resolve(schema_id, files)
+                    .map_err(|reason| FormatError::definition("schema_id", reason))?;
+                if def.schema.is_none() {
+                    check_message_fields(&message, def)?;
+                }
+                protobuf = Some(message);
             }
         }
         if let Some(fields) = &def.schema {
@@ -154,6 +178,7 @@ impl RecordCodec {
             },
             delimiter: def.delimiter.clone(),
             time,
+            protobuf,
         })
     }
 
@@ -168,7 +193,7 @@ impl RecordCodec {
     /// [`FormatError::Malformed`] naming line and column.
     pub fn split(&self, body: &Bytes, framing: Framing) -> Result<Vec<Bytes>, FormatError> {
         match (framing, self.format) {
-            (_, Format::Binary) => Ok(vec![body.clone()]),
+            (_, Format::Binary | Format::Protobuf) => Ok(vec![body.clone()]),
             (_, Format::Delimited) => Ok(split_lines(body)),
             (Framing::Json, _) => split_json(body),
             (Framing::Ndjson, _) => split_ndjson(body),
@@ -212,7 +237,8 @@ impl RecordCodec {
                 )?;
                 return self.finish(index, &record, None);
             }
-            _ => {}
+            Format::Protobuf => return self.decode_protobuf(index, &item),
+            Format::Json | Format::Ndjson => {}
         }
         if !self.inspects_fields() {
             if !syntax_checked {
@@ -249,6 +275,22 @@ impl RecordCodec {
         }
     }
 
+    /// Decodes one protobuf message into its JSON record, held to the
+    /// schema when the stream declares one.
+    fn decode_protobuf(&self, index: usize, item: &[u8]) -> Result<DecodedRecord, FormatError> {
+        let Some(message) = &self.protobuf else {
+            return Err(FormatError::record(index, None, "no protobuf message type"));
+        };
+        let mut record = message
+            .decode(item)
+            .map_err(|reason| FormatError::record(index, None, reason))?;
+        if let Some(fields) = &self.schema {
+            conform_record(fields, &mut record, self.validation, &self.time)
+                .map_err(|e| FormatError::record(index, Some(&e.path), e.reason))?;
+        }
+        self.finish(index, &record, None)
+    }
+
     /// Takes key and timestamp from a record; stores `original` when the
     /// record is unchanged, else the record's JSON text.
     fn finish(
@@ -277,6 +319,30 @@ impl RecordCodec {
             timestamp,
         })
     }
+}
+
+/// Checks that `key_field` and `timestamp_field` are fields of a protobuf
+/// stream's message.
+fn check_message_fields(message: &ProtoMessage, def: &StreamDefinition) -> Result<(), FormatError> {
+    for (what, name) in [
+        ("key_field", &def.key_field),
+        ("timestamp_field", &def.timestamp_field),
+    ] {
+        let names = message.field_names();
+        if let Some(name) = name
+            && !names.contains(name)
+        {
+            return Err(FormatError::definition(
+                what,
+                format!(
+                    "{name:?} is not a field of {} ({})",
+                    message.full_name(),
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn key_of(value: Option<&Value>) -> Option<Bytes> {

@@ -23,6 +23,7 @@ pub mod delimited;
 mod error;
 pub mod filter;
 mod json;
+pub mod protobuf;
 mod scan;
 pub mod schema;
 pub mod time;

@@ -32,6 +32,11 @@ pub struct Config {
     pub catalog_poll_interval: Duration,
     /// Membership of a cluster (`[cluster]`).
     pub cluster: ClusterConfig,
+    /// Where `protobuf` streams find the `.proto` file their `schema_id`
+    /// (`file.Message`) names, and its imports; unset for
+    /// `<data_dir>/schemas`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemas_dir: Option<PathBuf>,
     /// Create a schemaless JSON stream when a push names an unknown one.
     pub auto_create_streams: bool,
     /// Request limits.
@@ -115,6 +120,7 @@ impl Default for Config {
             catalog: None,
             catalog_poll_interval: Duration::from_secs(2),
             cluster: ClusterConfig::default(),
+            schemas_dir: None,
             auto_create_streams: false,
             limits: Limits::default(),
             log: LogSettings::default(),
@@ -387,6 +393,7 @@ impl Config {
             },
             streams: self.streams.clone(),
             node_id: self.cluster.node_id.clone(),
+            schemas_dir: self.schemas_dir.clone(),
         }
     }
 }
