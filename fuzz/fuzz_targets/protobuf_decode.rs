@@ -3,11 +3,11 @@
 //! what decodes re-encodes to a message that decodes the same.
 #![no_main]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use intake_format::api::{Format, StreamDefinition};
-use intake_format::protobuf::SchemaFiles;
+use intake_format::protobuf::{ProtoMessage, SchemaFiles};
 use intake_format::{Framing, RecordCodec};
 use libfuzzer_sys::fuzz_target;
 
@@ -40,14 +40,21 @@ impl SchemaFiles for OneFile {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// Compiled once: protox is too slow to run per input.
+static CODEC: LazyLock<RecordCodec> = LazyLock::new(|| {
     let mut def = StreamDefinition::new("fuzz");
     def.format = Format::Protobuf;
     def.schema_id = Some("all.AllTypes".into());
     def.key_field = Some("f_string".into());
     def.timestamp_field = Some("f_int64".into());
-    let codec =
-        RecordCodec::with_schema_files(&def, Arc::new(OneFile)).expect("a valid definition");
+    RecordCodec::with_schema_files(&def, Arc::new(OneFile)).expect("a valid definition")
+});
+
+static MESSAGE: LazyLock<ProtoMessage> =
+    LazyLock::new(|| ProtoMessage::resolve("all.AllTypes", Arc::new(OneFile)).expect("compiles"));
+
+fuzz_target!(|data: &[u8]| {
+    let codec = &*CODEC;
     let body = Bytes::copy_from_slice(data);
     let items = codec
         .split(&body, Framing::Raw)
@@ -58,8 +65,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let value: serde_json::Value =
         serde_json::from_slice(&record.value).expect("a decoded message is stored as JSON");
-    let message = intake_format::protobuf::ProtoMessage::resolve("all.AllTypes", Arc::new(OneFile))
-        .expect("compiles");
+    let message = &*MESSAGE;
     let again = message
         .encode(&value)
         .expect("a decoded record encodes again");

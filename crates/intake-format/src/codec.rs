@@ -460,4 +460,32 @@ mod tests {
             r#"record 3: field "ts": expected epoch milliseconds or RFC 3339 text, got "yesterday""#
         );
     }
+
+    #[test]
+    fn floats_keep_every_digit_through_a_schema() {
+        use crate::schema::{Field, FieldType};
+        let c = codec(|d| {
+            d.schema = Some(vec![Field {
+                name: "x".into(),
+                ty: FieldType::Float,
+            }]);
+        });
+        // Values serde_json's fast float parser (without its
+        // `float_roundtrip` feature) rounds to a neighbour.
+        for text in [
+            "-1.1240305535886279e38",
+            "0.30000000000000004",
+            "2.2250738585072014e-308",
+        ] {
+            let body = format!(r#"{{"x":{text}}}"#);
+            let r = c.decode(0, Bytes::from(body), true).unwrap();
+            let stored = std::str::from_utf8(&r.value).unwrap();
+            let number = stored.trim_start_matches(r#"{"x":"#).trim_end_matches('}');
+            assert_eq!(
+                number.parse::<f64>().unwrap().to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text} stored as {number}"
+            );
+        }
+    }
 }
