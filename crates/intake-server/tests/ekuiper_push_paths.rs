@@ -9,20 +9,7 @@ use axum::body::Body;
 use axum::http::Request;
 use fixture::TestNode;
 use intake_server::Limits;
-use serde_json::{Value, json};
-
-async fn records(node: &TestNode, stream: &str) -> Vec<Value> {
-    let (status, _, body) = node
-        .get(&format!("/v1/streams/{stream}/partitions/0/records"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["value"].clone())
-        .collect()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn push_path_answers_like_ekuiper_but_never_drops() {
@@ -49,7 +36,7 @@ async fn push_path_answers_like_ekuiper_but_never_drops() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(
-        records(&node, "demo").await,
+        node.values("demo").await,
         vec![
             json!({"temperature": 21.5}),
             json!({"temperature": 1}),
@@ -76,7 +63,7 @@ async fn push_path_answers_like_ekuiper_but_never_drops() {
         "{body}"
     );
     assert_eq!(
-        records(&node, "demo").await.len(),
+        node.values("demo").await.len(),
         3,
         "nothing of a refused request is written"
     );
@@ -111,7 +98,7 @@ async fn push_path_answers_like_ekuiper_but_never_drops() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(records(&node, "demo").await.len(), 4);
+    assert_eq!(node.values("demo").await.len(), 4);
 
     // A paused stream refuses, it never accepts and drops.
     let (status, _, _) = node
@@ -166,12 +153,12 @@ async fn shared_paths_fan_out_all_or_nothing() {
     let put = |body: &'static str| Request::put("/api/shared").body(Body::from(body)).unwrap();
     let (status, _, body) = node.call(put(r#"[{"v": 1}, {"v": 2}]"#)).await;
     assert_eq!((status, body), (200, json!("ok")));
-    assert_eq!(records(&node, "a").await.len(), 2);
-    assert_eq!(records(&node, "b").await.len(), 2);
+    assert_eq!(node.values("a").await.len(), 2);
+    assert_eq!(node.values("b").await.len(), 2);
 
     // b refuses the second record: neither stream gets anything.
     let (status, _, body) = node.call(put(r#"[{"v": 3}, {"v": "x"}]"#)).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(records(&node, "a").await.len(), 2);
-    assert_eq!(records(&node, "b").await.len(), 2);
+    assert_eq!(node.values("a").await.len(), 2);
+    assert_eq!(node.values("b").await.len(), 2);
 }

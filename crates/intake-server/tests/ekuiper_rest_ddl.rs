@@ -38,19 +38,6 @@ async fn call(node: &TestNode, method: &str, path: &str, body: Value) -> (u16, V
     (status, body)
 }
 
-async fn values(node: &TestNode, stream: &str) -> Vec<Value> {
-    let (status, _, body) = node
-        .get(&format!("/v1/streams/{stream}/partitions/0/records"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["value"].clone())
-        .collect()
-}
-
 #[tokio::test]
 async fn the_seed_statements_work_verbatim_and_pushes_land() {
     let node = TestNode::new(Limits::default()).await;
@@ -67,7 +54,7 @@ async fn the_seed_statements_work_verbatim_and_pushes_land() {
         .into_status_body();
     assert_eq!((status, body), (200, json!("ok")));
     assert_eq!(
-        values(&node, "httpDemo").await,
+        node.values("httpDemo").await,
         [json!({"temperature": 21.5})]
     );
 
@@ -87,10 +74,7 @@ async fn the_seed_statements_work_verbatim_and_pushes_land() {
     assert_eq!(status, 201);
     let (status, _, _) = node.post("/api/data", None, r#"{"temperature": 22}"#).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        values(&node, "httpDemo2").await,
-        [json!({"temperature": 22})]
-    );
+    assert_eq!(node.values("httpDemo2").await, [json!({"temperature": 22})]);
 
     let (status, body) = node.get("/streams").await.into_status_body();
     assert_eq!((status, body), (200, json!(["httpDemo2"])));
@@ -182,7 +166,7 @@ async fn describe_replace_and_errors() {
         .await;
     assert_eq!(status, 200, "POST, the default method, after the replace");
     assert_eq!(
-        values(&node, "demo").await,
+        node.values("demo").await,
         [
             json!({"temperature": 1.5, "ts": 1, "loc": {"lat": 0.5}, "tags": ["a"]}),
             json!({"temperature": 2.5, "humidity": null})
@@ -272,7 +256,7 @@ async fn describe_replace_and_errors() {
         "{body}"
     );
     assert_eq!(
-        values(&node, "demo").await.len(),
+        node.values("demo").await.len(),
         2,
         "nothing written by refusals"
     );

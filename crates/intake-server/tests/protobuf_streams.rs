@@ -17,7 +17,7 @@ use fixture::TestNode;
 use intake_core::SchemaDir;
 use intake_format::protobuf::ProtoMessage;
 use intake_server::Limits;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SENSOR: &str = r#"
 syntax = "proto3";
@@ -46,19 +46,6 @@ async fn node_with_schemas() -> (TestNode, ProtoMessage) {
     std::fs::write(dir.join("common/units.proto"), UNITS).unwrap();
     let message = ProtoMessage::resolve("sensor.Reading", Arc::new(SchemaDir::new(dir))).unwrap();
     (node, message)
-}
-
-async fn values(node: &TestNode, stream: &str) -> Vec<Value> {
-    let (status, _, body) = node
-        .get(&format!("/v1/streams/{stream}/partitions/0/records"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["value"].clone())
-        .collect()
 }
 
 #[tokio::test]
@@ -103,7 +90,7 @@ async fn ddl_stream_takes_messages_at_its_push_path() {
         reason.contains("record 0: not a protobuf iot.Reading: "),
         "{reason}"
     );
-    assert_eq!(values(&node, "readings").await.len(), 1);
+    assert_eq!(node.values("readings").await.len(), 1);
 
     // DESCRIBE gives the options back.
     let (status, _, body) = node.get("/streams/readings").await;
@@ -134,7 +121,7 @@ async fn native_api_stream_and_bad_schema_ids() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(
-        values(&node, "native").await,
+        node.values("native").await,
         [
             record,
             json!({"device_id": "", "temperature": 0.0, "ts": 0, "unit": "CELSIUS", "tags": []})
