@@ -329,6 +329,30 @@ pub fn normalize_definition(
             "must not be empty",
         ));
     }
+    let credentials = &def.bindings.datahub_credentials;
+    if !credentials.is_empty() && def.bindings.datahub_id.is_none() {
+        return Err(Error::definition(
+            "bindings.datahub_credentials",
+            "need bindings.datahub_id, the DataHub they sign for",
+        ));
+    }
+    for c in credentials {
+        if c.secret_id.is_empty() || c.secret_key.is_empty() {
+            return Err(Error::definition(
+                "bindings.datahub_credentials",
+                "secret_id and secret_key must not be empty",
+            ));
+        }
+        if c.secret_key == intake_format::api::REDACTED {
+            return Err(Error::definition(
+                "bindings.datahub_credentials",
+                format!(
+                    "the secret_key of {:?} is the placeholder API answers show; give the real key",
+                    c.secret_id
+                ),
+            ));
+        }
+    }
     check_sinks(&mut def)?;
     RecordCodec::with_schema_files(&def, Arc::clone(schemas)).map_err(|e| match e {
         intake_format::FormatError::InvalidDefinition { field, reason } => {

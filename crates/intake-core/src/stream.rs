@@ -171,7 +171,7 @@ impl Stream {
     /// The stream as the API shows it.
     pub fn view(&self) -> StreamView {
         StreamView {
-            definition: self.definition(),
+            definition: self.definition().redacted(),
             status: self.status(),
         }
     }

@@ -115,6 +115,19 @@ fn default_method() -> String {
     "POST".to_owned()
 }
 
+/// A Tencent Cloud API key pair a CKafka DataHub binding accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatahubCredential {
+    /// The SecretId clients sign with (sent in the clear).
+    pub secret_id: String,
+    /// The SecretKey; API answers show [`REDACTED`] in its place.
+    pub secret_key: String,
+}
+
+/// What API answers show in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
 /// The faces a stream is reachable through, besides the native API and the
 /// REST Proxy (whose topic is the stream name).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -126,6 +139,12 @@ pub struct Bindings {
     /// CKafka DataHub access point id.
     #[serde(default)]
     pub datahub_id: Option<String>,
+    /// SecretId/SecretKey pairs whose TC3-HMAC-SHA256 signature the CKafka
+    /// face accepts for `datahub_id` (several, to rotate keys). When set,
+    /// every `SendMessage` to it must be signed by one of them (or carry a
+    /// token with write scope under `auth = "tokens"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datahub_credentials: Vec<DatahubCredential>,
     /// eKuiper httppush path.
     #[serde(default)]
     pub datasource: Option<DatasourceBinding>,
@@ -370,6 +389,16 @@ fn default_delimiter() -> String {
 }
 
 impl StreamDefinition {
+    /// The definition as API answers show it: secrets replaced by
+    /// [`REDACTED`].
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        for credential in &mut shown.bindings.datahub_credentials {
+            REDACTED.clone_into(&mut credential.secret_key);
+        }
+        shown
+    }
+
     /// A schemaless JSON stream with one partition and every default.
     pub fn new(name: impl Into<String>) -> Self {
         Self {

@@ -4,7 +4,9 @@
 //! (InLong, CKafka, eKuiper push paths), plus the admin API for tokens.
 //!
 //! A token is read from `Authorization: Bearer T`, `X-Intake-Token: T` or
-//! the `token` query parameter, first found wins. Missing, malformed,
+//! the `token` query parameter, first found wins. A CKafka request signed
+//! with TC3-HMAC-SHA256 instead goes to its face, which checks the
+//! signature against the DataHub binding's credentials. Missing, malformed,
 //! unknown, revoked or expired: 401. Valid but without the scope: 403.
 //! Open without a token: `/healthz`, `/readyz`, `/metrics`, the dashboard's
 //! page and assets (its data, `/v1/overview`, needs `admin`), InLong's
@@ -131,6 +133,10 @@ pub(crate) async fn authorize(
     }
     let refuse = |e: ApiError| Face::of(&path).render(e);
     let Some(token) = presented(req.headers(), req.uri().query()).map(|t| t.into_owned()) else {
+        if Face::of(&path) == Face::Ckafka && crate::faces::tc3::is_signed(req.headers()) {
+            // The CKafka face checks the signature against the binding.
+            return next.run(req).await;
+        }
         return refuse(ApiError::Unauthorized(
             "a token is required: Authorization: Bearer TOKEN, X-Intake-Token: TOKEN or ?token=TOKEN".into(),
         ));

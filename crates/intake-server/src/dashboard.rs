@@ -134,7 +134,7 @@ async fn overview(State(state): State<AppState>) -> Json<Overview> {
         .streams()
         .iter()
         .map(|s| StreamOverview {
-            definition: s.definition(),
+            definition: s.definition().redacted(),
             partitions: s
                 .status()
                 .into_iter()

@@ -23,6 +23,17 @@ pub(crate) async fn read_body(
     limit: usize,
     limits: &Limits,
 ) -> Result<Bytes, ApiError> {
+    let body = read_encoded_body(headers, body, limit, limits).await?;
+    content_encoding::decode(headers, body, limits.max_decompressed_bytes).await
+}
+
+/// [`read_body`] without undoing the `Content-Encoding`: the bytes as sent.
+pub(crate) async fn read_encoded_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -44,7 +55,7 @@ pub(crate) async fn read_body(
             }
         })?,
     };
-    content_encoding::decode(headers, body, limits.max_decompressed_bytes).await
+    Ok(body)
 }
 
 /// The body of a push route, within `limits.max_body_bytes`.

@@ -1,6 +1,7 @@
 //! `auth = "tokens"` over the router: tokens made with the admin token,
 //! scopes enforced on the native API, the REST Proxy, InLong (token in the
-//! query), eKuiper push paths (X-Intake-Token) and CKafka; 401 for a
+//! query), eKuiper push paths (X-Intake-Token) and CKafka (token, or a TC3
+//! signature checked by the face); 401 for a
 //! missing, wrong, revoked or expired token, 403 for a missing scope; open
 //! paths stay open; nothing is written by a refused request.
 #![allow(
@@ -235,6 +236,24 @@ async fn scopes_are_enforced_on_every_face() {
     let (_, _, body) = node.call(ckafka(&reader)).await;
     assert_eq!(
         body["Response"]["Error"]["Code"], "AuthFailure.UnauthorizedOperation",
+        "{body}"
+    );
+
+    // A TC3 signature instead of a token reaches the face, which finds no
+    // credentials on the binding for it.
+    let signed = Request::post("/")
+        .header("x-tc-action", "SendMessage")
+        .header(
+            "authorization",
+            "TC3-HMAC-SHA256 Credential=AKIDx/2026-12-05/ckafka/tc3_request, SignedHeaders=content-type;host, Signature=00",
+        )
+        .body(Body::from(
+            r#"{"DataHubId": "dh", "Message": [{"Body": "{\"n\": 7}"}]}"#,
+        ))
+        .unwrap();
+    let (_, _, body) = node.call(signed).await;
+    assert_eq!(
+        body["Response"]["Error"]["Code"], "AuthFailure.SecretIdNotFound",
         "{body}"
     );
 

@@ -2,6 +2,9 @@
 //! pointed at a node sends CKafka DataHub `SendMessage` unchanged: the
 //! MessageIds it gets back name the offsets the records read back from, and
 //! an unknown DataHubId reaches it as the SDK's own `ResourceNotFound` error.
+//! A binding with credentials checks the SDK's TC3-HMAC-SHA256 signature:
+//! the right key passes, a wrong key, an unknown SecretId and a clock six
+//! minutes off get their `AuthFailure.*` codes.
 //! Needs `python3` with that package (`.ci/run` installs it); the test fails
 //! when it is missing.
 #![allow(
@@ -54,9 +57,16 @@ impl Drop for Server {
 
 /// Runs the SDK script and parses the one JSON line it prints.
 fn sdk_send(addr: &str, datahub_id: &str, messages: &[&str]) -> Value {
+    sdk_send_as(&[], addr, datahub_id, messages)
+}
+
+/// [`sdk_send`] with the script's environment (`TC_SECRET_ID`,
+/// `TC_SECRET_KEY`, `TC_CLOCK_OFFSET_S`).
+fn sdk_send_as(env: &[(&str, &str)], addr: &str, datahub_id: &str, messages: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tencent_sdk/send_message.py");
     let output = Command::new("python3")
         .arg(script)
+        .envs(env.iter().copied())
         .args([addr, datahub_id])
         .args(messages)
         .output()
@@ -137,4 +147,83 @@ async fn official_sdk_send_message_round_trips() {
         unknown["message"].as_str().unwrap().contains("no-such-hub"),
         "{unknown}"
     );
+}
+
+#[tokio::test]
+async fn official_sdk_signatures_are_checked_against_the_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("http://{}/v1/streams", server.addr))
+        .json(&serde_json::json!({
+            "name": "signed",
+            "format": "binary",
+            "bindings": {"datahub_id": "datahub-signed", "datahub_credentials": [
+                {"secret_id": "AKIDold", "secret_key": "old-key"},
+                {"secret_id": "AKIDintaketest", "secret_key": "intake-test-secret"}
+            ]}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let shown: Value = created.json().await.unwrap();
+    assert_eq!(
+        shown["bindings"]["datahub_credentials"][1],
+        serde_json::json!({"secret_id": "AKIDintaketest", "secret_key": "<redacted>"}),
+        "{shown}"
+    );
+
+    let send = |env: Vec<(&'static str, &'static str)>| {
+        let addr = server.addr.clone();
+        tokio::task::spawn_blocking(move || sdk_send_as(&env, &addr, "datahub-signed", &["x"]))
+    };
+    // The SDK's default test key, and the other (rotated) one.
+    let signed = send(vec![]).await.unwrap();
+    assert_eq!(
+        signed["Response"]["MessageId"].as_array().map(Vec::len),
+        Some(1),
+        "{signed}"
+    );
+    let rotated = send(vec![
+        ("TC_SECRET_ID", "AKIDold"),
+        ("TC_SECRET_KEY", "old-key"),
+    ])
+    .await
+    .unwrap();
+    assert!(rotated["Response"]["MessageId"].is_array(), "{rotated}");
+
+    for (env, code) in [
+        (
+            vec![("TC_SECRET_KEY", "wrong-key")],
+            "AuthFailure.SignatureFailure",
+        ),
+        (
+            vec![("TC_SECRET_ID", "AKIDnobody")],
+            "AuthFailure.SecretIdNotFound",
+        ),
+        (
+            vec![("TC_CLOCK_OFFSET_S", "-360")],
+            "AuthFailure.SignatureExpire",
+        ),
+    ] {
+        let shown = format!("{env:?}");
+        let refused = send(env).await.unwrap();
+        assert_eq!(refused["sdk_error"], code, "{shown}: {refused}");
+    }
+
+    // Only the two accepted requests were stored.
+    let read: ReadResponse = http
+        .get(format!(
+            "http://{}/v1/streams/signed/partitions/0/records?offset=0&limit=10",
+            server.addr
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read.records.len(), 2);
 }

@@ -1,12 +1,18 @@
 //! The CKafka DataHub face: `SendMessage` in the Tencent Cloud API 3.0
 //! style, so the official Tencent Cloud SDKs work when pointed at a node.
 //!
-//! `POST /` with `X-TC-Action: SendMessage` (`X-TC-Version`, `X-TC-Region`,
-//! `X-TC-Timestamp` and the signature are accepted and ignored) and
-//! `{"DataHubId": "...", "Message": [{"Body": "...", "Key": "..."}]}`. The
-//! stream is the one whose `bindings.datahub_id` matches. Each `Body` is
-//! one record (checked as JSON on a JSON stream, kept as it is on a binary
-//! one); `Key` is its key.
+//! `POST /` with `X-TC-Action: SendMessage` (`X-TC-Version` and
+//! `X-TC-Region` are accepted and ignored) and `{"DataHubId": "...",
+//! "Message": [{"Body": "...", "Key": "..."}]}`. The stream is the one
+//! whose `bindings.datahub_id` matches. Each `Body` is one record (checked
+//! as JSON on a JSON stream, kept as it is on a binary one); `Key` is its
+//! key.
+//!
+//! When the binding has `datahub_credentials`, a request must be signed
+//! with TC3-HMAC-SHA256 by one of them (see [`super::tc3`]), or, under
+//! `auth = "tokens"`, carry a token with write scope instead; otherwise the
+//! signature the SDKs always send is not checked, and under `auth =
+//! "tokens"` a token is needed.
 //!
 //! Every answer is HTTP 200 with `Content-Type: application/json`, as in
 //! API 3.0: `{"Response":{"MessageId":[...],"RequestId":"..."}}`, or
@@ -20,9 +26,10 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
@@ -34,8 +41,11 @@ use intake_forward::BrokerPosition;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::tc3::{self, SignatureError, SignedRequest};
+use crate::auth::{AuthMode, Caller, check_write};
+use crate::content_encoding;
 use crate::error::ApiError;
-use crate::extract::{is_json, read_body};
+use crate::extract::{is_json, read_encoded_body};
 use crate::state::AppState;
 
 /// The one action served.
@@ -82,6 +92,9 @@ pub(crate) enum CkafkaError {
     /// The stream is paused (the DataHub task is suspended).
     #[error("task status suspended [{0}]")]
     Suspended(String),
+    /// The TC3 signature was refused.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// A failure shared with the other faces.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -130,6 +143,7 @@ pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
         E::UnknownParameter(_) | E::InvalidParameterValue { .. } => "bad_request",
         E::DataHubNotFound(_) => "stream_not_found",
         E::Suspended(_) => "stream_paused",
+        E::Signature(_) => "unauthorized",
         E::Api(api) => api.code(),
     });
     let (code, retry_after) = match &err {
@@ -140,6 +154,7 @@ pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
         E::InvalidParameterValue { .. } => ("InvalidParameterValue", None),
         E::DataHubNotFound(_) => ("ResourceNotFound", None),
         E::Suspended(_) => ("FailedOperation", None),
+        E::Signature(e) => (e.code(), None),
         E::Api(api) => {
             api.log();
             (api_code(api), api.retry_after())
@@ -221,15 +236,31 @@ fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// What `SendMessage` needs of the request besides its body.
+struct RequestParts<'a> {
+    caller: Option<&'a Caller>,
+    method: &'a Method,
+    uri: &'a axum::http::Uri,
+    headers: &'a HeaderMap,
+}
+
 async fn action(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<crate::auth::Caller>>,
+    caller: Option<axum::Extension<Caller>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let request_id = new_request_id();
     let caller = caller.map(|axum::Extension(c)| c);
-    match send_message(&state, caller.as_ref(), &headers, body).await {
+    let parts = RequestParts {
+        caller: caller.as_ref(),
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    match send_message(&state, &parts, body).await {
         Ok(message_id) => Json(Envelope {
             response: SendMessageResponse {
                 message_id,
@@ -251,10 +282,10 @@ struct Message {
 /// and returns their ids in order.
 async fn send_message(
     state: &AppState,
-    caller: Option<&crate::auth::Caller>,
-    headers: &HeaderMap,
+    parts: &RequestParts<'_>,
     body: Body,
 ) -> Result<Vec<String>, CkafkaError> {
+    let headers = parts.headers;
     match headers.get("x-tc-action").map(HeaderValue::to_str) {
         None => return Err(CkafkaError::MissingAction),
         Some(Ok(SEND_MESSAGE)) => {}
@@ -275,13 +306,15 @@ async fn send_message(
         }
     }
     let limit = MAX_REQUEST_BYTES.min(state.limits.max_body_bytes);
-    let body = read_body(headers, body, limit, &state.limits).await?;
+    let sent = read_encoded_body(headers, body, limit, &state.limits).await?;
+    let body = content_encoding::decode(headers, sent.clone(), state.limits.max_decompressed_bytes)
+        .await?;
     let (datahub_id, messages) = parse_request(&body)?;
     let stream = state
         .node
         .stream_by_datahub(&datahub_id)
         .ok_or_else(|| CkafkaError::DataHubNotFound(datahub_id.clone()))?;
-    crate::auth::check_write(state, caller, stream.name())?;
+    authorize(state, parts, &datahub_id, &stream, &sent)?;
     let items = messages
         .into_iter()
         .map(|m| Item {
@@ -306,6 +339,48 @@ async fn send_message(
             other => other.into(),
         })?;
     Ok(message_ids(&datahub_id, stream.name(), &outcome))
+}
+
+/// May this request send to `stream`, bound to `datahub_id`? When the
+/// binding has credentials: a valid TC3 signature by one of them, or an
+/// unsigned request with a token that may write. Otherwise what the auth
+/// mode asks (a signature then names a SecretId no binding has).
+fn authorize(
+    state: &AppState,
+    parts: &RequestParts<'_>,
+    datahub_id: &str,
+    stream: &intake_core::Stream,
+    sent: &[u8],
+) -> Result<(), CkafkaError> {
+    let credentials = &stream.definition().bindings.datahub_credentials;
+    let signed = tc3::is_signed(parts.headers);
+    if credentials.is_empty() {
+        if signed && parts.caller.is_none() && state.auth_mode() == AuthMode::Tokens {
+            let header = parts
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            return Err(SignatureError::SecretIdNotFound {
+                secret_id: tc3::parse_authorization(header)?.secret_id.to_owned(),
+                datahub_id: datahub_id.to_owned(),
+            }
+            .into());
+        }
+        return Ok(check_write(state, parts.caller, stream.name())?);
+    }
+    if !signed && parts.caller.is_some() {
+        return Ok(check_write(state, parts.caller, stream.name())?);
+    }
+    let request = SignedRequest {
+        method: parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: parts.headers,
+        body: sent,
+    };
+    let now_s = intake_core::now_ms() / 1000;
+    Ok(tc3::verify(request, datahub_id, credentials, now_s)?)
 }
 
 /// One id per message, in request order, shaped like CKafka's

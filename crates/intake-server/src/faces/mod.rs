@@ -13,6 +13,7 @@ pub(crate) mod inlong;
 pub(crate) mod inlong_manager;
 pub(crate) mod native;
 pub(crate) mod rest_proxy;
+pub(crate) mod tc3;
 
 use axum::response::{IntoResponse, Response};
 

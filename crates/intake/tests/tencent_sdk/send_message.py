@@ -2,10 +2,14 @@
 
 Usage: send_message.py HOST:PORT DATAHUB_ID BODY[:KEY] ...
 Prints the SDK's parsed response, or {"sdk_error": CODE, "message": MSG},
-as one JSON line. Needs `pip install tencentcloud-sdk-python-common`.
+as one JSON line. Signs with TC_SECRET_ID and TC_SECRET_KEY (test values
+by default), on a clock TC_CLOCK_OFFSET_S seconds off (0 by default). Needs
+`pip install tencentcloud-sdk-python-common`.
 """
 import json
+import os
 import sys
+import time
 
 from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
@@ -16,13 +20,20 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 endpoint, datahub_id, *messages = sys.argv[1:]
+clock_offset = int(os.environ.get("TC_CLOCK_OFFSET_S", "0"))
+if clock_offset:
+    real_time = time.time
+    time.time = lambda: real_time() + clock_offset
 profile = ClientProfile(
     httpProfile=HttpProfile(endpoint=endpoint, protocol="http", reqMethod="POST")
 )
 client = CommonClient(
     "ckafka",
     "2019-08-19",
-    credential.Credential("AKIDintaketest", "intake-test-secret"),
+    credential.Credential(
+        os.environ.get("TC_SECRET_ID", "AKIDintaketest"),
+        os.environ.get("TC_SECRET_KEY", "intake-test-secret"),
+    ),
     "ap-guangzhou",
     profile,
 )
