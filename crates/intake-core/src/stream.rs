@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use intake_format::RecordCodec;
-use intake_format::api::{AckMode, PartitionStatus, StreamDefinition, StreamState, StreamView};
+use intake_format::api::{
+    AckMode, Bindings, IpRange, PartitionStatus, StreamDefinition, StreamState, StreamView,
+};
 use intake_forward::StreamSinks;
 use intake_log::Partition;
 
@@ -109,6 +111,16 @@ impl Stream {
         let mut def = self.definition.clone();
         def.state = self.state();
         def
+    }
+
+    /// The faces it is bound to.
+    pub fn bindings(&self) -> &Bindings {
+        &self.definition.bindings
+    }
+
+    /// The client addresses it takes records from; empty for any.
+    pub fn allowed_ips(&self) -> &[IpRange] {
+        &self.definition.allowed_ips
     }
 
     /// The record format.

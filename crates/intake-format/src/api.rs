@@ -3,6 +3,9 @@
 //! added, never renamed or removed.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -212,6 +215,10 @@ pub struct StreamDefinition {
     /// Face bindings.
     #[serde(default)]
     pub bindings: Bindings,
+    /// Client addresses records are taken from on every face, as IPs or
+    /// CIDR ranges; empty for any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ips: Vec<IpRange>,
     /// `active` or `paused`.
     #[serde(default)]
     pub state: StreamState,
@@ -231,6 +238,56 @@ pub struct StreamDefinition {
     /// later); default 10 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_timeout_ms: Option<u64>,
+}
+
+/// An IP address or a CIDR range of them, written `10.1.2.3`,
+/// `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpRange(ipnet::IpNet);
+
+impl IpRange {
+    /// True when `ip` is in the range (an IPv4 address written as IPv6,
+    /// `::ffff:a.b.c.d`, counts as the IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        s.parse::<IpAddr>()
+            .map(|ip| Self(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range like 10.0.0.0/8"))
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            self.0.addr().fmt(f)
+        } else {
+            self.0.fmt(f)
+        }
+    }
+}
+
+impl Serialize for IpRange {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpRange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// When a push is answered.
@@ -419,6 +476,7 @@ impl StreamDefinition {
             retention_ms: None,
             retention_bytes: None,
             bindings: Bindings::default(),
+            allowed_ips: Vec::new(),
             state: StreamState::Active,
             sinks: Vec::new(),
             ack: AckMode::Local,
@@ -619,5 +677,41 @@ mod tests {
         ] {
             assert!(check_stream_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ip_ranges_parse_match_and_print_back() {
+        let def: StreamDefinition = serde_json::from_str(
+            r#"{"name":"d","allowed_ips":["10.1.2.3","10.8.0.0/16","2001:db8::/32","10.9.9.9/8"]}"#,
+        )
+        .unwrap();
+        let shown = serde_json::to_value(&def).unwrap();
+        assert_eq!(
+            shown["allowed_ips"],
+            serde_json::json!(["10.1.2.3", "10.8.0.0/16", "2001:db8::/32", "10.0.0.0/8"])
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let [one, net, v6, wide] = def.allowed_ips[..] else {
+            panic!("four ranges")
+        };
+        assert!(one.contains(ip("10.1.2.3")) && !one.contains(ip("10.1.2.4")));
+        assert!(net.contains(ip("10.8.255.255")) && !net.contains(ip("10.9.0.0")));
+        assert!(net.contains(ip("::ffff:10.8.0.1")), "IPv4 written as IPv6");
+        assert!(v6.contains(ip("2001:db8::1")) && !v6.contains(ip("2001:db9::1")));
+        assert!(wide.contains(ip("10.200.0.1")));
+        for bad in ["10.0.0.0/33", "example.com", "", "10.0.0"] {
+            let err = serde_json::from_value::<StreamDefinition>(
+                serde_json::json!({"name": "d", "allowed_ips": [bad]}),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("neither an IP address nor a CIDR range"),
+                "{bad}: {err}"
+            );
+        }
+        // None given: the field is left out of answers.
+        let open = serde_json::to_value(StreamDefinition::new("o")).unwrap();
+        assert!(open.get("allowed_ips").is_none());
     }
 }

@@ -8,6 +8,12 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::Extensions;
+
 use crate::config::Limits;
 use crate::content_encoding;
 use crate::error::ApiError;
@@ -56,6 +62,30 @@ pub(crate) async fn read_encoded_body(
         })?,
     };
     Ok(body)
+}
+
+/// The client's address: the peer of the connection the request came on;
+/// unknown (`None`) for requests served in process, as in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peer(pub(crate) Option<IpAddr>);
+
+impl Peer {
+    /// The peer of a request, from its extensions.
+    pub(crate) fn of(extensions: &Extensions) -> Self {
+        Self(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_canonical()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self::of(&parts.extensions))
+    }
 }
 
 /// The body of a push route, within `limits.max_body_bytes`.

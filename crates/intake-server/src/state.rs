@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::error::ApiError;
+use crate::extract::Peer;
 use crate::metrics::{Metrics, note_ingested, note_stream};
 use crate::rate_limit::RateLimits;
 
@@ -159,14 +160,17 @@ impl AppState {
     /// records and payload bytes). Every face pushes through here.
     ///
     /// # Errors
-    /// [`ApiError::RateLimited`] past `limits.stream_requests_per_second`;
-    /// else as [`Node::ingest`].
-    pub async fn ingest(
+    /// [`ApiError::Forbidden`] for a client outside the stream's
+    /// `allowed_ips`; [`ApiError::RateLimited`] past
+    /// `limits.stream_requests_per_second`; else as [`Node::ingest`].
+    pub(crate) async fn ingest(
         &self,
         stream: &Stream,
+        from: Peer,
         request: IngestRequest,
     ) -> Result<IngestOutcome, ApiError> {
         note_stream(stream.name());
+        check_source(stream, from)?;
         if let Some(rates) = &self.stream_rates {
             rates
                 .take(stream.name(), Instant::now())
@@ -183,6 +187,29 @@ impl AppState {
         let outcome = self.node.ingest(stream, request).await?;
         note_ingested(outcome.records as u64, bytes as u64);
         Ok(outcome)
+    }
+}
+
+/// Refuses a client outside `stream`'s `allowed_ips` (an unknown address
+/// is outside every list).
+///
+/// # Errors
+/// [`ApiError::Forbidden`] naming the stream and the address.
+pub(crate) fn check_source(stream: &Stream, from: Peer) -> Result<(), ApiError> {
+    let allowed = stream.allowed_ips();
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    match from.0 {
+        Some(ip) if allowed.iter().any(|range| range.contains(ip)) => Ok(()),
+        Some(ip) => Err(ApiError::Forbidden(format!(
+            "stream {:?} takes no records from {ip} (allowed_ips)",
+            stream.name()
+        ))),
+        None => Err(ApiError::Forbidden(format!(
+            "stream {:?} takes records only from its allowed_ips, and this client's address is unknown",
+            stream.name()
+        ))),
     }
 }
 

@@ -45,7 +45,7 @@ use super::tc3::{self, SignatureError, SignedRequest};
 use crate::auth::{AuthMode, Caller, check_write};
 use crate::content_encoding;
 use crate::error::ApiError;
-use crate::extract::{is_json, read_encoded_body};
+use crate::extract::{Peer, is_json, read_encoded_body};
 use crate::state::AppState;
 
 /// The one action served.
@@ -239,6 +239,7 @@ fn new_request_id() -> String {
 /// What `SendMessage` needs of the request besides its body.
 struct RequestParts<'a> {
     caller: Option<&'a Caller>,
+    from: Peer,
     method: &'a Method,
     uri: &'a axum::http::Uri,
     headers: &'a HeaderMap,
@@ -247,6 +248,7 @@ struct RequestParts<'a> {
 async fn action(
     State(state): State<AppState>,
     caller: Option<axum::Extension<Caller>>,
+    from: Peer,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -256,6 +258,7 @@ async fn action(
     let caller = caller.map(|axum::Extension(c)| c);
     let parts = RequestParts {
         caller: caller.as_ref(),
+        from,
         method: &method,
         uri: &uri,
         headers: &headers,
@@ -323,7 +326,7 @@ async fn send_message(
         })
         .collect();
     let outcome = state
-        .ingest(&stream, IngestRequest::items(items))
+        .ingest(&stream, parts.from, IngestRequest::items(items))
         .await
         .map_err(|e| match e {
             ApiError::Core(CoreError::StreamPaused { .. }) => {
@@ -352,7 +355,7 @@ fn authorize(
     stream: &intake_core::Stream,
     sent: &[u8],
 ) -> Result<(), CkafkaError> {
-    let credentials = &stream.definition().bindings.datahub_credentials;
+    let credentials = &stream.bindings().datahub_credentials;
     let signed = tc3::is_signed(parts.headers);
     if credentials.is_empty() {
         if signed && parts.caller.is_none() && state.auth_mode() == AuthMode::Tokens {

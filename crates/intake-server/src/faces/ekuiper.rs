@@ -25,9 +25,9 @@ use intake_core::IngestRequest;
 use intake_format::Framing;
 
 use crate::error::ApiError;
-use crate::extract::read_body;
+use crate::extract::{Peer, read_body};
 use crate::metrics::note_stream;
-use crate::state::AppState;
+use crate::state::{AppState, check_source};
 
 /// The body of a successful push, as eKuiper answers.
 const OK: &str = "ok";
@@ -81,11 +81,13 @@ async fn push_inner(state: &AppState, req: Request) -> Result<Response, ApiError
     )
     .await?;
     let request = IngestRequest::body(body, Framing::Raw);
+    let from = Peer::of(&parts.extensions);
     if let [stream] = streams.as_slice() {
-        state.ingest(stream, request).await?;
+        state.ingest(stream, from, request).await?;
     } else {
         for s in &streams {
             note_stream(s.name());
+            check_source(s, from)?;
         }
         state.node.ingest_fanout(&streams, request).await?;
     }

@@ -20,11 +20,10 @@
 //! that load balancers watching the heartbeat stop sending.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
@@ -35,7 +34,7 @@ use percent_encoding::percent_decode;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::extract::{media_type_is, read_body};
+use crate::extract::{Peer, media_type_is, read_body};
 use crate::state::AppState;
 
 /// The report path.
@@ -408,10 +407,7 @@ fn lines(body: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
 async fn message(State(state): State<AppState>, req: Request) -> Response {
     let received_at_ms = now_ms();
     // The peer address, when served over a socket (not in oneshot tests).
-    let client_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let from = Peer::of(req.extensions());
     let caller = req.extensions().get::<crate::auth::Caller>().cloned();
     let params = match read_params(&state, req).await {
         Ok(params) => params,
@@ -421,7 +417,7 @@ async fn message(State(state): State<AppState>, req: Request) -> Response {
         Ok(callback) => callback,
         Err(e) => return render(e, None),
     };
-    match report(&state, &params, client_ip, received_at_ms, caller.as_ref()).await {
+    match report(&state, &params, from, received_at_ms, caller.as_ref()).await {
         Ok(()) => answer_ok(callback),
         Err(e) => render(e, callback),
     }
@@ -468,7 +464,7 @@ fn text(bytes: &[u8]) -> String {
 async fn report(
     state: &AppState,
     params: &Params,
-    client_ip: Option<IpAddr>,
+    from: Peer,
     received_at_ms: i64,
     caller: Option<&crate::auth::Caller>,
 ) -> Result<(), InlongError> {
@@ -533,7 +529,7 @@ async fn report(
         key: "streamId".to_owned(),
         value: stream_id.clone(),
     });
-    if let Some(ip) = client_ip {
+    if let Peer(Some(ip)) = from {
         headers.push(Header {
             key: "clientIp".to_owned(),
             value: Bytes::from(ip.to_string()),
@@ -545,7 +541,7 @@ async fn report(
         timestamp,
         headers,
     };
-    state.ingest(&stream, request).await?;
+    state.ingest(&stream, from, request).await?;
     Ok(())
 }
 

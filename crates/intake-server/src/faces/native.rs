@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::extract::{AdminJson, ApiPath, ApiQuery, PushBody, is_json, media_type_is};
+use crate::extract::{AdminJson, ApiPath, ApiQuery, Peer, PushBody, is_json, media_type_is};
 use crate::state::AppState;
 
 /// Records a tail reads from a partition at once.
@@ -115,6 +115,7 @@ fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiEr
 async fn push(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
+    from: Peer,
     body: PushBody,
 ) -> Result<Json<AppendResponse>, ApiError> {
     let stream = state.node.stream_for_push(&name).await?;
@@ -125,7 +126,7 @@ async fn push(
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let framing = framing(content_type, &stream)?;
     let outcome = state
-        .ingest(&stream, IngestRequest::body(body.body, framing))
+        .ingest(&stream, from, IngestRequest::body(body.body, framing))
         .await?;
     Ok(Json(AppendResponse {
         records: outcome.records,

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::extract::{media_type_is, read_body};
+use crate::extract::{Peer, media_type_is, read_body};
 use crate::state::AppState;
 
 /// Content type of every answer without embedded records.
@@ -352,10 +352,11 @@ struct ProduceResponse {
 async fn produce(
     State(state): State<AppState>,
     path: Result<Path<Vec<String>>, PathRejection>,
+    from: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match produce_records(&state, path, &headers, body).await {
+    match produce_records(&state, path, from, &headers, body).await {
         Ok(offsets) => answer(
             StatusCode::OK,
             &ProduceResponse {
@@ -371,6 +372,7 @@ async fn produce(
 async fn produce_records(
     state: &AppState,
     path: Result<Path<Vec<String>>, PathRejection>,
+    from: Peer,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<OffsetView>, RestProxyError> {
@@ -433,7 +435,9 @@ async fn produce_records(
             })
         })
         .collect::<Result<Vec<_>, RestProxyError>>()?;
-    let outcome = state.ingest(&stream, IngestRequest::items(items)).await?;
+    let outcome = state
+        .ingest(&stream, from, IngestRequest::items(items))
+        .await?;
     Ok(outcome
         .offsets
         .into_iter()
