@@ -8,6 +8,7 @@
 //! with TC3-HMAC-SHA256 instead goes to its face, which checks the
 //! signature against the DataHub binding's credentials. Missing, malformed,
 //! unknown, revoked or expired: 401. Valid but without the scope: 403.
+//! Past `limits.token_requests_per_second`: 429 with `Retry-After`.
 //! Open without a token: `/healthz`, `/readyz`, `/metrics`, the dashboard's
 //! page and assets (its data, `/v1/overview`, needs `admin`), InLong's
 //! `/dataproxy/heartbeat`, and the cluster paths nodes and InLong's agents
@@ -153,6 +154,15 @@ pub(crate) async fn authorize(
             info.id,
             want.access()
         )));
+    }
+    if let Some(rates) = &state.token_rates
+        && let Err(wait) = rates.take(&info.id, std::time::Instant::now())
+    {
+        return refuse(ApiError::RateLimited {
+            limited: format!("token {:?}", info.id),
+            per_second: rates.per_second(),
+            retry_after: wait.as_secs().max(1),
+        });
     }
     req.extensions_mut().insert(Caller(info));
     next.run(req).await

@@ -214,6 +214,10 @@ pub struct Limits {
     /// clients (default unset: no limit); more get 429 with Retry-After.
     /// Bursts of up to one second's worth pass.
     pub stream_requests_per_second: Option<u32>,
+    /// Requests per second one token may make, over all faces and paths,
+    /// with `auth = "tokens"` (default unset: no limit); more get 429 with
+    /// Retry-After. Bursts of up to one second's worth pass.
+    pub token_requests_per_second: Option<u32>,
     /// Requests handled at once; more are answered 503 with Retry-After at
     /// once rather than queued (default 4096).
     pub max_concurrent_requests: usize,
@@ -246,6 +250,7 @@ impl Default for Limits {
             request_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             stream_requests_per_second: None,
+            token_requests_per_second: None,
             max_concurrent_requests: 4096,
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
@@ -312,11 +317,22 @@ impl Config {
         positive("limits.max_json_depth", self.limits.max_json_depth)?;
         positive("limits.max_headers", self.limits.max_headers)?;
         positive("limits.max_connections", self.limits.max_connections)?;
-        if self.limits.stream_requests_per_second == Some(0) {
-            return Err(InvalidParameter {
-                name: "limits.stream_requests_per_second",
-                reason: "must be at least 1 (leave it unset for no limit)".into(),
-            });
+        for (name, rate) in [
+            (
+                "limits.stream_requests_per_second",
+                self.limits.stream_requests_per_second,
+            ),
+            (
+                "limits.token_requests_per_second",
+                self.limits.token_requests_per_second,
+            ),
+        ] {
+            if rate == Some(0) {
+                return Err(InvalidParameter {
+                    name,
+                    reason: "must be at least 1 (leave it unset for no limit)".into(),
+                });
+            }
         }
         if self.limits.max_json_depth > MAX_JSON_DEPTH {
             return Err(InvalidParameter {
@@ -434,6 +450,10 @@ mod tests {
             Err("limits.max_connections")
         );
         assert_eq!(with(|l| l.stream_requests_per_second = Some(1)), Ok(()));
+        assert_eq!(
+            with(|l| l.token_requests_per_second = Some(0)),
+            Err("limits.token_requests_per_second")
+        );
         assert_eq!(
             with(|l| l.stream_requests_per_second = Some(0)),
             Err("limits.stream_requests_per_second")

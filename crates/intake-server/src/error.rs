@@ -52,13 +52,13 @@ pub enum ApiError {
     /// The body did not arrive in time.
     #[error("the request body did not arrive within {0:?}")]
     SlowClient(Duration),
-    /// The stream's request rate is used up.
+    /// A stream's or a token's request rate is used up.
     #[error(
-        "stream {stream:?} accepts at most {per_second} requests per second; retry after {retry_after} s"
+        "{limited} is limited to {per_second} requests per second; retry after {retry_after} s"
     )]
     RateLimited {
-        /// The stream.
-        stream: String,
+        /// What is limited: `stream "NAME"` or `token "ID"`.
+        limited: String,
         /// Its limit.
         per_second: u32,
         /// Seconds until a request will pass.

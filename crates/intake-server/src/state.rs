@@ -32,6 +32,8 @@ pub struct AppContext {
     pub metrics: Arc<Metrics>,
     /// Per-stream request rates, when limited.
     pub(crate) stream_rates: Option<RateLimits>,
+    /// Per-token request rates, when limited.
+    pub(crate) token_rates: Option<RateLimits>,
     /// The node registry, when this node is a manager.
     pub manager: std::sync::OnceLock<Arc<NodeRegistry>>,
     /// The cluster as last read from the manager, when this node joined
@@ -69,6 +71,7 @@ impl AppState {
             draining: CancellationToken::new(),
             metrics,
             stream_rates: limits.stream_requests_per_second.map(RateLimits::new),
+            token_rates: limits.token_requests_per_second.map(RateLimits::new),
             manager: std::sync::OnceLock::new(),
             joined: parking_lot::RwLock::new(None),
             tls: std::sync::OnceLock::new(),
@@ -175,7 +178,7 @@ impl AppState {
             rates
                 .take(stream.name(), Instant::now())
                 .map_err(|wait| ApiError::RateLimited {
-                    stream: stream.name().to_owned(),
+                    limited: format!("stream {:?}", stream.name()),
                     per_second: rates.per_second(),
                     retry_after: wait.as_secs().max(1),
                 })?;

@@ -350,3 +350,62 @@ async fn tokens_are_listed_revoked_and_expire() {
     }
     assert_eq!(stored(&node, "s").await, 1);
 }
+
+#[tokio::test]
+async fn each_token_has_its_own_request_rate() {
+    let limits = Limits {
+        token_requests_per_second: Some(3),
+        ..Limits::default()
+    };
+    let node = TestNode::new(limits).await;
+    let node = TestNode {
+        state: node
+            .state
+            .clone()
+            .with_auth(AuthMode::Tokens, Some(ADMIN.into())),
+        ..node
+    };
+    let (status, _) = call(
+        &node,
+        "POST",
+        "/v1/streams",
+        Some(ADMIN),
+        json!({"name": "s"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, created) = call(
+        &node,
+        "POST",
+        "/v1/tokens",
+        Some(ADMIN),
+        json!({"name": "w", "scopes": ["write:s"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let writer = created["token"].as_str().unwrap().to_owned();
+    let push = |token: String| {
+        Request::post("/v1/streams/s/records")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    // A second's burst passes, the next waits; the admin's bucket (two
+    // requests so far, a third below) is its own.
+    for _ in 0..3 {
+        assert_eq!(node.call(push(writer.clone())).await.0, 200);
+    }
+    let (status, headers, body) = node.call(push(writer.clone())).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    let id = created["id"].as_str().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("token {id:?} is limited to 3 requests per second")),
+        "{body}"
+    );
+    assert_eq!(stored(&node, "s").await, 3);
+}
