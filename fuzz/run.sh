@@ -4,7 +4,10 @@
 # the committed seeds in fuzz/seeds/TARGET and keeping what it finds in
 # fuzz/corpus/TARGET (not committed). Prints execs and crashes per target;
 # a crash stops the script with the reproducer under fuzz/artifacts/.
-# `SECONDS=0` replays the seeds only (what CI does).
+# `SECONDS=0` replays the seeds only (what CI does, for the targets that do
+# not need the server; the face targets' seeds are replayed by
+# crates/intake-server/tests/fuzz_seeds.rs). The face targets (inlong_form,
+# ckafka_request, rest_produce) build with the `server` feature.
 # Needs cargo-fuzz (cargo install cargo-fuzz); RUSTC_BOOTSTRAP=1 lets the
 # stable toolchain take the sanitizer flags.
 set -euo pipefail
@@ -16,14 +19,17 @@ targets=("$@")
 export RUSTC_BOOTSTRAP=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+server_targets=" inlong_form ckafka_request rest_produce "
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "seeds/$t"
+  features=()
+  [[ $server_targets == *" $t "* ]] && features=(--features server)
   if [ "$secs" = 0 ]; then
     args=("seeds/$t" -- -runs=0)
   else
     args=("corpus/$t" "seeds/$t" -- -max_total_time="$secs")
   fi
-  if ! cargo fuzz run "$t" "${args[@]}" >"$log" 2>&1; then
+  if ! cargo fuzz run "${features[@]}" "$t" "${args[@]}" >"$log" 2>&1; then
     grep -E "ERROR|panicked|SUMMARY|Test unit written" "$log" || tail -n 30 "$log"
     echo "== $t FAILED"
     exit 1

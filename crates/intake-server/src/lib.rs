@@ -15,6 +15,8 @@ mod drain;
 mod error;
 mod extract;
 mod faces;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod listener;
 mod metrics;

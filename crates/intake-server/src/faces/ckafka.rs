@@ -470,6 +470,35 @@ fn parse_request(body: &[u8]) -> Result<(String, Vec<Message>), CkafkaError> {
     Ok((datahub_id, messages))
 }
 
+/// For the `ckafka_request` fuzz target: a `SendMessage` body, and the same
+/// bytes as an `Authorization` header. An accepted request has 1 to 500
+/// messages and prints back to JSON that parses the same.
+pub(crate) fn fuzz_request(body: &[u8]) {
+    if let Ok(header) = std::str::from_utf8(body)
+        && let Ok(auth) = tc3::parse_authorization(header)
+    {
+        assert!(!auth.secret_id.is_empty() && !auth.signed_headers.is_empty());
+    }
+    let Ok((datahub_id, messages)) = parse_request(body) else {
+        return;
+    };
+    assert!((1..=MAX_MESSAGES).contains(&messages.len()) && !datahub_id.is_empty());
+    let text = |b: &Bytes| String::from_utf8(b.to_vec()).ok();
+    let printed: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::json!({"Body": text(&m.body), "Key": m.key.as_ref().map(text)}))
+        .collect();
+    let printed = serde_json::json!({"DataHubId": datahub_id, "Message": printed}).to_string();
+    let Ok((id_again, again)) = parse_request(printed.as_bytes()) else {
+        panic!("a printed request parses: {printed}");
+    };
+    assert_eq!(id_again, datahub_id);
+    assert_eq!(again.len(), messages.len());
+    for (a, b) in again.iter().zip(&messages) {
+        assert_eq!((&a.body, &a.key), (&b.body, &b.key));
+    }
+}
+
 fn parse_message(index: usize, message: Value) -> Result<Message, CkafkaError> {
     let Value::Object(fields) = message else {
         return Err(invalid(

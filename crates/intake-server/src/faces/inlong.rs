@@ -545,6 +545,43 @@ async fn report(
     Ok(())
 }
 
+/// For the `inlong_form` fuzz target: a form body then a query parsed as a
+/// report is. Whatever parses prints back to a form that parses the same;
+/// the body splits into lines without newlines; a callback is accepted
+/// only when it is a safe JavaScript name.
+pub(crate) fn fuzz_form(body: &[u8], query: &[u8]) {
+    let mut params = Params::default();
+    params.fill_from(&Bytes::copy_from_slice(body));
+    params.fill_from(&Bytes::copy_from_slice(query));
+    let fields = [
+        ("groupId", &params.group_id),
+        ("streamId", &params.stream_id),
+        ("body", &params.body),
+        ("dt", &params.dt),
+        ("cnt", &params.cnt),
+        ("callback", &params.callback),
+    ];
+    let printed: Vec<String> = fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let value: String = form_urlencoded::byte_serialize(value.as_deref()?).collect();
+            Some(format!("{name}={value}"))
+        })
+        .collect();
+    let mut again = Params::default();
+    again.fill_from(&Bytes::from(printed.join("&")));
+    assert_eq!(again, params, "a printed form parses back the same");
+    if let Some(body) = &params.body {
+        assert!(lines(body).all(|line| !line.contains(&b'\n')));
+    }
+    if let Ok(Some(name)) = params.callback() {
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.'))
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
