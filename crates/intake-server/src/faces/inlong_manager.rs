@@ -14,6 +14,7 @@
 //! Manager answers.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::RETRY_AFTER;
@@ -27,7 +28,7 @@ use serde::Serialize;
 
 use crate::cluster::{manager, now_ms};
 use crate::error::ApiError;
-use crate::extract::{is_json, media_type_is};
+use crate::extract::{is_json, media_type_is, read_body};
 use crate::state::AppState;
 
 /// Path prefix of this face.
@@ -95,13 +96,28 @@ async fn get_ip_list(
     Path(group_id): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(registry) = manager(&state) else {
         return render(ApiError::RouteNotFound {
             method: "GET".into(),
             path: format!("{PREFIX}openapi/dataproxy/getIpList/{group_id}"),
         });
+    };
+    // These paths are open without a token, and the router disables
+    // axum's default body limit: read the body within the admin limit and
+    // `request_read_timeout`, as every other route does (the `Bytes`
+    // extractor read any size, and waited up to `request_timeout`).
+    let body = match read_body(
+        &headers,
+        body,
+        state.limits.max_admin_body_bytes,
+        &state.limits,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(e) => return render(e),
     };
     if !state.node.has_inlong_group(&group_id) {
         return render(ApiError::BadRequest(format!(
@@ -192,7 +208,7 @@ pub(crate) fn heartbeats_of(msg: &InlongHeartbeatMsg) -> Result<Vec<Heartbeat>, 
 async fn report_heartbeat(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(registry) = manager(&state) else {
         return render(ApiError::RouteNotFound {
@@ -209,6 +225,18 @@ async fn report_heartbeat(
             });
         }
     }
+    // Open without a token: read within the limits (see `get_ip_list`).
+    let body = match read_body(
+        &headers,
+        body,
+        state.limits.max_admin_body_bytes,
+        &state.limits,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(e) => return render(e),
+    };
     if body.len() > state.limits.max_admin_body_bytes {
         return render(ApiError::BadRequest(format!(
             "heartbeat body of {} bytes is over the limit of {}",
