@@ -24,10 +24,15 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "seeds/$t"
   features=()
   [[ $server_targets == *" $t "* ]] && features=(--features server)
+  # log_recover opens a partition per input, whose writer thread is
+  # detached and may still be exiting when the input ends: LeakSanitizer
+  # would count that thread's few bytes as a leak of the input.
+  leaks=()
+  [ "$t" = log_recover ] && leaks=(-detect_leaks=0)
   if [ "$secs" = 0 ]; then
-    args=("seeds/$t" -- -runs=0)
+    args=("seeds/$t" -- -runs=0 "${leaks[@]}")
   else
-    args=("corpus/$t" "seeds/$t" -- -max_total_time="$secs")
+    args=("corpus/$t" "seeds/$t" -- -max_total_time="$secs" "${leaks[@]}")
   fi
   if ! cargo fuzz run "${features[@]}" "$t" "${args[@]}" >"$log" 2>&1; then
     grep -E "ERROR|panicked|SUMMARY|Test unit written" "$log" || tail -n 30 "$log"
