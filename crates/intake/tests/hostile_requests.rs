@@ -101,6 +101,14 @@ impl RawAnswer {
     fn show(&self) -> String {
         format!("{} {}", self.head, String::from_utf8_lossy(&self.body))
     }
+
+    /// Asserts the status and the native error code; returns both as the
+    /// suite's summary line.
+    fn refused_with(&self, status: u16, error_code: &str) -> String {
+        assert_eq!(self.status, status, "{}", self.show());
+        assert_eq!(code(&self.json()), error_code, "{}", self.show());
+        format!("{status} {error_code}")
+    }
 }
 
 /// Splits `buf` into an answer once it holds a whole head and the body
@@ -222,14 +230,7 @@ async fn over_limit_with_content_length(ctx: Arc<Ctx>) -> String {
     .into_bytes();
     request.extend_from_slice(&body);
     let answer = raw(&ctx.addr, request, "body over the limit").await;
-    assert_eq!(answer.status, 413, "{}", answer.show());
-    assert_eq!(
-        code(&answer.json()),
-        "payload_too_large",
-        "{}",
-        answer.show()
-    );
-    format!("{} {}", answer.status, code(&answer.json()))
+    answer.refused_with(413, "payload_too_large")
 }
 
 async fn over_limit_chunked(ctx: Arc<Ctx>) -> String {
@@ -251,14 +252,7 @@ async fn over_limit_chunked(ctx: Arc<Ctx>) -> String {
     }
     request.extend_from_slice(b"0\r\n\r\n");
     let answer = raw(&ctx.addr, request, "chunked body over the limit").await;
-    assert_eq!(answer.status, 413, "{}", answer.show());
-    assert_eq!(
-        code(&answer.json()),
-        "payload_too_large",
-        "{}",
-        answer.show()
-    );
-    format!("{} {}", answer.status, code(&answer.json()))
+    answer.refused_with(413, "payload_too_large")
 }
 
 async fn gzip_bomb(ctx: Arc<Ctx>) -> String {
@@ -322,23 +316,13 @@ async fn slow_client(ctx: Arc<Ctx>) -> String {
         ],
     )
     .await;
-    assert_eq!(answer.status, 408, "{}", answer.show());
-    assert_eq!(
-        code(&answer.json()),
-        "request_read_timeout",
-        "{}",
-        answer.show()
-    );
+    let refused = answer.refused_with(408, "request_read_timeout");
     // Not a timing assertion: the server must not wait for the whole body.
     assert!(
         sent < 100,
         "the answer came only after all 100 bytes, {waited:?}"
     );
-    format!(
-        "{} {} after {waited:.1?} and {sent} of 100 bytes",
-        answer.status,
-        code(&answer.json())
-    )
+    format!("{refused} after {waited:.1?} and {sent} of 100 bytes")
 }
 
 /// The InLong Manager paths are open without a token (InLong agents
