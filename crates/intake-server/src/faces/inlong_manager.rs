@@ -91,6 +91,23 @@ fn protocol_type(query: &[(String, String)], headers: &HeaderMap, body: &Bytes) 
     })
 }
 
+/// Reads a body of these paths, which are open without a token, within
+/// `max_admin_body_bytes` and `request_read_timeout` like every other
+/// route's (the router turns off axum's own body limit).
+async fn read_open_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    read_body(
+        headers,
+        body,
+        state.limits.max_admin_body_bytes,
+        &state.limits,
+    )
+    .await
+}
+
 async fn get_ip_list(
     State(state): State<AppState>,
     Path(group_id): Path<String>,
@@ -104,18 +121,7 @@ async fn get_ip_list(
             path: format!("{PREFIX}openapi/dataproxy/getIpList/{group_id}"),
         });
     };
-    // These paths are open without a token, and the router disables
-    // axum's default body limit: read the body within the admin limit and
-    // `request_read_timeout`, as every other route does (the `Bytes`
-    // extractor read any size, and waited up to `request_timeout`).
-    let body = match read_body(
-        &headers,
-        body,
-        state.limits.max_admin_body_bytes,
-        &state.limits,
-    )
-    .await
-    {
+    let body = match read_open_body(&state, &headers, body).await {
         Ok(body) => body,
         Err(e) => return render(e),
     };
@@ -225,15 +231,7 @@ async fn report_heartbeat(
             });
         }
     }
-    // Open without a token: read within the limits (see `get_ip_list`).
-    let body = match read_body(
-        &headers,
-        body,
-        state.limits.max_admin_body_bytes,
-        &state.limits,
-    )
-    .await
-    {
+    let body = match read_open_body(&state, &headers, body).await {
         Ok(body) => body,
         Err(e) => return render(e),
     };
