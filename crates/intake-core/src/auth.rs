@@ -104,8 +104,27 @@ impl From<Scope> for String {
     }
 }
 
+/// What a scope looks like: `admin`, `write:STREAM` or `read:STREAM`, where
+/// STREAM is a name, `*`, or a name prefix ending in `*`.
+pub const SCOPE_PATTERN: &str = r"^(admin|(read|write):([A-Za-z0-9._-]+\**|\*+))$";
+
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(SCOPE_PATTERN))
+            .description(Some(
+                "admin, write:STREAM or read:STREAM; STREAM may be * or end in *",
+            ))
+            .examples([serde_json::json!("write:orders")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Scope {}
+
 /// A token as the catalog and the admin API show it (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// The id part of the token.
     pub id: String,

@@ -852,10 +852,10 @@ impl Node {
         scopes: Vec<Scope>,
         expires_at_ms: Option<i64>,
     ) -> Result<(TokenInfo, String)> {
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.chars().count() > 200 {
             return Err(Error::definition(
                 "name",
-                "a token needs a name of 1 to 200 bytes",
+                "a token needs a name of 1 to 200 characters",
             ));
         }
         if scopes.is_empty() {

@@ -9,6 +9,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{Object, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::schema::Field;
 
@@ -18,7 +21,7 @@ pub const MAX_STREAM_NAME_LEN: usize = 200;
 pub const MAX_PARTITIONS: u32 = 1024;
 
 /// What a stream is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamKind {
     /// An append-only stream of records.
@@ -30,7 +33,7 @@ pub enum StreamKind {
 }
 
 /// How a request body or a pushed item is decoded into records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// JSON: an object (one record) or an array (one record per element).
@@ -66,7 +69,7 @@ impl Format {
 }
 
 /// Durability of a stream's acknowledged records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncMode {
     /// fdatasync before every acknowledgement (group-committed).
@@ -79,7 +82,7 @@ pub enum FsyncMode {
 }
 
 /// Whether a stream accepts records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamState {
     /// Accepting records.
@@ -90,23 +93,27 @@ pub enum StreamState {
 }
 
 /// An InLong `groupId`/`streamId` pair routed to a stream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InlongBinding {
     /// InLong `groupId`.
+    #[schema(min_length = 1)]
     pub group_id: String,
     /// InLong `streamId`.
+    #[schema(min_length = 1)]
     pub stream_id: String,
 }
 
 /// An eKuiper-style push path served for a stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasourceBinding {
-    /// URL path, e.g. `/api/data`.
+    /// URL path, e.g. `/api/data`; not one of intake's own paths.
+    #[schema(pattern = r"^/[^?#]*$", example = "/api/data")]
     pub path: String,
-    /// `POST` or `PUT`.
+    /// `POST` or `PUT` (any case).
     #[serde(default = "default_method")]
+    #[schema(pattern = "^([Pp][Oo][Ss][Tt]|[Pp][Uu][Tt])$")]
     pub method: String,
     /// Several streams may bind the same path when every one of them says
     /// `shared`; each then gets every record.
@@ -119,12 +126,14 @@ fn default_method() -> String {
 }
 
 /// A Tencent Cloud API key pair a CKafka DataHub binding accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatahubCredential {
     /// The SecretId clients sign with (sent in the clear).
+    #[schema(min_length = 1)]
     pub secret_id: String,
     /// The SecretKey; API answers show [`REDACTED`] in its place.
+    #[schema(min_length = 1)]
     pub secret_key: String,
 }
 
@@ -133,7 +142,7 @@ pub const REDACTED: &str = "<redacted>";
 
 /// The faces a stream is reachable through, besides the native API and the
 /// REST Proxy (whose topic is the stream name).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bindings {
     /// InLong DataProxy group/stream pairs.
@@ -141,6 +150,7 @@ pub struct Bindings {
     pub inlong: Vec<InlongBinding>,
     /// CKafka DataHub access point id.
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub datahub_id: Option<String>,
     /// SecretId/SecretKey pairs whose TC3-HMAC-SHA256 signature the CKafka
     /// face accepts for `datahub_id` (several, to rotate keys). When set,
@@ -162,19 +172,22 @@ impl Bindings {
 
 /// A stream's definition: `POST /v1/streams` takes it (only `name` is
 /// required) and every read of a stream returns it with defaults filled in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamDefinition {
     /// Name: letters, digits, `.`, `_`, `-`; starting with a letter or digit.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", example = "demo")]
     pub name: String,
     /// Number of partitions (1 to 1024).
     #[serde(default = "default_partitions")]
+    #[schema(minimum = 1, maximum = 1024, default = 1)]
     pub partitions: u32,
     /// `stream` or `table`.
     #[serde(default)]
     pub kind: StreamKind,
     /// Rows a table keeps (required for tables).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub retain_size: Option<u64>,
     /// Record format.
     #[serde(default)]
@@ -205,6 +218,7 @@ pub struct StreamDefinition {
     pub fsync: FsyncMode,
     /// Sync period for `fsync = "interval"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub fsync_interval_ms: Option<u64>,
     /// Delete sealed segments older than this.
     #[serde(default)]
@@ -218,6 +232,7 @@ pub struct StreamDefinition {
     /// Client addresses records are taken from on every face, as IPs or
     /// CIDR ranges; empty for any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>, example = json!(["10.0.0.0/8", "192.0.2.7"]))]
     pub allowed_ips: Vec<IpRange>,
     /// `active` or `paused`.
     #[serde(default)]
@@ -291,7 +306,7 @@ impl<'de> Deserialize<'de> for IpRange {
 }
 
 /// When a push is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AckMode {
     /// Once every record is in the local log and fsynced.
@@ -303,9 +318,10 @@ pub enum AckMode {
 
 /// A sink: where a stream's records are forwarded, in order per partition,
 /// at least once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SinkDefinition {
     /// Unique within the stream: letters, digits, `.`, `_`, `-`.
+    #[schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")]
     pub name: String,
     /// The broker and where on it.
     #[serde(flatten)]
@@ -314,14 +330,16 @@ pub struct SinkDefinition {
     /// delete records it has not forwarded; unset: retention waits for the
     /// sink, however long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_lag_bytes: Option<u64>,
     /// Most records per send (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub batch_records: Option<usize>,
 }
 
 /// The broker of a sink, by `kind`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SinkTarget {
     /// NATS JetStream: every record published to `subject` with
@@ -360,7 +378,7 @@ impl SinkTarget {
 }
 
 /// Whether a sink is sending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkState {
     /// Forwarding.
@@ -371,7 +389,7 @@ pub enum SinkState {
 }
 
 /// `GET /v1/streams/{name}/sinks`: one sink's progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SinkStatus {
     /// The sink's name.
     pub name: String,
@@ -401,7 +419,7 @@ pub struct SinkStatus {
 }
 
 /// A sink's progress in one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SinkPartitionStatus {
     /// The partition.
     pub partition: u32,
@@ -416,7 +434,7 @@ pub struct SinkPartitionStatus {
 }
 
 /// `POST /v1/streams/{name}/sinks/{sink}/reset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SinkReset {
     /// Offset to forward from, in every partition (clamped to what is
@@ -425,7 +443,7 @@ pub struct SinkReset {
 }
 
 /// How a Kafka sink picks the topic partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KafkaPartitioning {
     /// By the hash of the record key (Kafka's default partitioner); records
@@ -508,7 +526,7 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
 }
 
 /// Body of `PUT /v1/streams/{name}/state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateChange {
     /// The new state.
@@ -516,7 +534,7 @@ pub struct StateChange {
 }
 
 /// Offsets a push wrote to one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PartitionOffsets {
     /// Partition number.
     pub partition: u32,
@@ -527,7 +545,7 @@ pub struct PartitionOffsets {
 }
 
 /// Answer to a successful push: every record is durable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AppendResponse {
     /// Records written.
     pub records: usize,
@@ -536,7 +554,7 @@ pub struct AppendResponse {
 }
 
 /// One record as the read and tail APIs show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecordView {
     /// Partition of the record.
     #[serde(default)]
@@ -548,13 +566,14 @@ pub struct RecordView {
     /// Key as text (base64 if it is not UTF-8), or null.
     pub key: Option<String>,
     /// The JSON value for JSON streams, else the bytes in base64.
+    #[schema(value_type = Value)]
     pub value: Box<RawValue>,
     /// Headers, values as text (base64 if not UTF-8).
     pub headers: BTreeMap<String, String>,
 }
 
 /// Answer to `GET /v1/streams/{name}/partitions/{p}/records`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReadResponse {
     /// Records in offset order.
     pub records: Vec<RecordView>,
@@ -563,7 +582,7 @@ pub struct ReadResponse {
 }
 
 /// Live numbers of one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PartitionStatus {
     /// Partition number.
     pub partition: u32,
@@ -587,22 +606,52 @@ pub struct StreamView {
     pub status: Vec<PartitionStatus>,
 }
 
+/// One object: the definition's properties plus `status`. (A derived
+/// schema would say `allOf` the definition, whose `additionalProperties:
+/// false` would then refuse `status`.)
+impl utoipa::PartialSchema for StreamView {
+    fn schema() -> RefOr<Schema> {
+        let mut shape = match StreamDefinition::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            _ => Object::new(),
+        };
+        shape.description = Some(
+            "A stream: its stored definition, plus per-partition offsets and sizes in `status`."
+                .into(),
+        );
+        shape.additional_properties = None;
+        shape
+            .properties
+            .insert("status".into(), <Vec<PartitionStatus>>::schema());
+        shape.required.push("status".into());
+        RefOr::T(Schema::Object(shape))
+    }
+}
+
+impl ToSchema for StreamView {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((StreamDefinition::name().into(), StreamDefinition::schema()));
+        StreamDefinition::schemas(schemas);
+        schemas.push((PartitionStatus::name().into(), PartitionStatus::schema()));
+    }
+}
+
 /// Answer to `GET /v1/streams`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamList {
     /// Every stream, by name.
     pub streams: Vec<StreamView>,
 }
 
 /// The error body of the native API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorResponse {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// What went wrong, for machines (`code`) and people (`message`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code, e.g. `stream_not_found`.
     pub code: String,

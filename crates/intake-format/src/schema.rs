@@ -1,9 +1,10 @@
 //! Schema types: the fields of structured records.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// One field of a schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Field {
     /// Field name.
     pub name: String,
@@ -13,7 +14,7 @@ pub struct Field {
 }
 
 /// The type of a field, as eKuiper names them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FieldType {
     /// 64-bit signed integer.
@@ -31,11 +32,13 @@ pub enum FieldType {
     /// A list of values of one type.
     Array {
         /// Type of the elements.
+        #[schema(no_recursion)]
         items: Box<FieldType>,
     },
     /// A nested record.
     Struct {
         /// Its fields.
+        #[schema(no_recursion)]
         fields: Vec<Field>,
     },
 }

@@ -22,7 +22,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{delete, get};
 use intake_core::auth::{Access, Scope, TokenInfo};
+use intake_format::api::ErrorResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::{AdminJson, ApiPath};
@@ -79,7 +81,7 @@ fn need(method: &Method, path: &str) -> Need {
     let stream = |i: usize| segments.get(i).map(|s| (*s).to_owned()).unwrap_or_default();
     let read = method == Method::GET || method == Method::HEAD;
     match segments.as_slice() {
-        ["healthz" | "readyz" | "metrics"] => Need::Open,
+        ["healthz" | "readyz" | "metrics" | "openapi.json"] => Need::Open,
         [""] | ["dashboard", ..] if read => Need::Open,
         ["dataproxy", "heartbeat"] | ["v1", "cluster", ..] | ["inlong", "manager", ..] => {
             Need::Open
@@ -196,10 +198,14 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Body of `POST /v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(crate) struct NewToken {
+    /// A name for people.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// What it may do.
+    #[schema(min_items = 1)]
     scopes: Vec<Scope>,
     /// Seconds until it expires; unset for never.
     #[serde(default)]
@@ -207,14 +213,24 @@ struct NewToken {
 }
 
 /// A made token: its info and, this once, the token text.
-#[derive(Debug, Serialize)]
-struct Created {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Created {
     #[serde(flatten)]
     info: TokenInfo,
+    /// The token to send as `Authorization: Bearer TOKEN`; shown only now.
     token: String,
 }
 
-async fn create(
+/// Makes a token; its text is shown this once (the catalog keeps a hash).
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The token and, this once, its text", body = Created),
+        (status = 400, description = "A scope or field is malformed", body = ErrorResponse),
+        (status = 413, description = "The body is over the limit", body = ErrorResponse),
+        (status = 415, description = "The body is not JSON", body = ErrorResponse),
+    ))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     AdminJson(new): AdminJson<NewToken>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
@@ -229,18 +245,30 @@ async fn create(
     Ok((StatusCode::CREATED, Json(Created { info, token })))
 }
 
-#[derive(Debug, Serialize)]
-struct TokenList {
+/// Answer to `GET /v1/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenList {
+    /// Every token that is not revoked (expired ones included).
     tokens: Vec<TokenInfo>,
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
+/// Every token, without their secrets.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    responses((status = 200, description = "The tokens", body = TokenList)))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
     Ok(Json(TokenList {
         tokens: state.node.list_tokens().await?,
     }))
 }
 
-async fn revoke(
+/// Revokes a token at once.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such token", body = ErrorResponse),
+    ))]
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -86,6 +86,9 @@ pub enum ApiError {
         /// The path.
         path: String,
     },
+    /// `/v1/tables/{name}` of a stream that is not a table.
+    #[error("stream {0:?} is not a table (kind = \"stream\"); read it by offset instead")]
+    NotATable(String),
     /// The route exists but not for this method.
     #[error("method {method} is not allowed here; the Allow header lists the accepted ones")]
     MethodNotAllowed {
@@ -146,7 +149,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::RouteNotFound { .. } | Self::NotATable(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -189,6 +192,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
             Self::RouteNotFound { .. } => "not_found",
+            Self::NotATable(_) => "table_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Timeout(_) => "request_timeout",
             Self::Overloaded => "overloaded",

@@ -139,9 +139,48 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
             &state.limits,
         )
         .await?;
-        serde_json::from_slice(&body)
-            .map(Self)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        parse_admin_json(&body).map(Self)
+    }
+}
+
+/// Parses an admin body. A whole number written with a fraction (`2.0`,
+/// as Python's `json.dumps` writes floats) is the integer JSON Schema says
+/// it is; anything else keeps serde's message, with its line and column.
+fn parse_admin_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let error = match serde_json::from_slice(body) {
+        Ok(parsed) => return Ok(parsed),
+        Err(e) => e,
+    };
+    let refused = || ApiError::BadRequest(format!("invalid JSON body: {error}"));
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|_| refused())?;
+    if !whole_floats_as_integers(&mut value) {
+        return Err(refused());
+    }
+    serde_json::from_value(value).map_err(|_| refused())
+}
+
+/// Rewrites every float with no fractional part (within ±2^53) as an
+/// integer; true when it rewrote any.
+fn whole_floats_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT) else {
+                return false;
+            };
+            #[allow(clippy::cast_possible_truncation)]
+            let whole = f as i64;
+            *value = Value::from(whole);
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| whole_floats_as_integers(v) | any),
+        Value::Object(fields) => fields
+            .values_mut()
+            .fold(false, |any, v| whole_floats_as_integers(v) | any),
+        _ => false,
     }
 }
 

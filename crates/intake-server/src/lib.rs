@@ -20,6 +20,7 @@ pub mod fuzzing;
 mod health;
 mod listener;
 mod metrics;
+mod openapi;
 mod rate_limit;
 mod sink_admin;
 mod state;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
+        .route("/openapi.json", get(openapi::spec))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());

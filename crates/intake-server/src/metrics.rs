@@ -771,7 +771,9 @@ where
     }
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: every metric in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     let text = state
         .metrics

@@ -172,7 +172,7 @@ async fn unsupported_content_type_is_415() {
     assert_eq!(status, 415);
     assert_eq!(
         message(&body),
-        "content type \"application/x-www-form-urlencoded\" is not accepted here; send application/json or application/x-ndjson"
+        "content type \"application/x-www-form-urlencoded\" is not accepted here; send application/json, application/x-ndjson, or application/octet-stream (read as the stream's format)"
     );
     // JSON variants and no content type at all are accepted.
     for ct in [

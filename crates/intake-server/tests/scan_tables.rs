@@ -119,7 +119,8 @@ async fn an_unkeyed_table_keeps_the_last_records_and_refusals_are_clear() {
 
     node.create(json!({"name": "plain"})).await;
     let (status, body) = rows(&node, "plain", "").await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "table_not_found", "{body}");
     assert!(message(&body).contains("not a table"), "{body}");
     let (status, body) = rows(&node, "nope", "").await;
     assert_eq!(status, 404, "{body}");

@@ -221,7 +221,7 @@ fn api_code(err: &ApiError) -> &'static str {
         ApiError::RateLimited { .. } => "RequestLimitExceeded",
         ApiError::TooManyConnections(_) => "RequestLimitExceeded",
         ApiError::BadRequest(_) => "InvalidParameter",
-        ApiError::RouteNotFound { .. } => "InvalidAction",
+        ApiError::RouteNotFound { .. } | ApiError::NotATable(_) => "InvalidAction",
         ApiError::MethodNotAllowed { .. } => "UnsupportedOperation",
         ApiError::Overloaded => "RequestLimitExceeded",
         ApiError::ShuttingDown => "ServiceUnavailable",

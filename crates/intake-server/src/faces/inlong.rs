@@ -248,7 +248,7 @@ fn api_code(err: &ApiError) -> u32 {
         ApiError::SlowClient(_) => code::DECODE_FAILURE,
         ApiError::RateLimited { .. } | ApiError::TooManyConnections(_) => code::OVERLOADED,
         ApiError::BadRequest(_) => code::DECODE_FAILURE,
-        ApiError::RouteNotFound { .. } => code::UNSUPPORTED_URI,
+        ApiError::RouteNotFound { .. } | ApiError::NotATable(_) => code::UNSUPPORTED_URI,
         ApiError::MethodNotAllowed { .. } => code::UNSUPPORTED_METHOD,
         ApiError::Timeout(_) | ApiError::Overloaded => code::OVERLOADED,
         ApiError::ShuttingDown => code::SERVICE_CLOSED,

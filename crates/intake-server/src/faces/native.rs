@@ -19,15 +19,28 @@ use futures::StreamExt;
 use intake_core::{IngestRequest, Record, Stream};
 use intake_format::Framing;
 use intake_format::api::{
-    AppendResponse, ReadResponse, RecordView, StateChange, StreamDefinition, StreamList, StreamView,
+    AppendResponse, ErrorResponse, ReadResponse, RecordView, StateChange, StreamDefinition,
+    StreamList, StreamView,
 };
 use intake_format::filter::Filter;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{AdminJson, ApiPath, ApiQuery, Peer, PushBody, is_json, media_type_is};
 use crate::state::AppState;
+
+/// The `{name}` path parameter of the stream routes.
+#[derive(IntoParams)]
+#[into_params(names("name"), parameter_in = Path)]
+pub(crate) struct StreamName(
+    /// The stream's name.
+    #[allow(dead_code)]
+    String,
+);
 
 /// Records a tail reads from a partition at once.
 const TAIL_READ_RECORDS: usize = 500;
@@ -49,7 +62,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/tables/{name}/rows", get(table_rows))
 }
 
-async fn create_stream(
+/// Creates a stream from its definition (only `name` is required).
+#[utoipa::path(post, path = "/v1/streams", tag = "streams",
+    request_body = StreamDefinition,
+    responses(
+        (status = 201, description = "Created: the stored definition, defaults filled in", body = StreamView),
+        (status = 400, description = "The definition is invalid (the message names the field)", body = ErrorResponse),
+        (status = 409, description = "A stream of that name exists", body = ErrorResponse),
+        (status = 413, description = "The body is over the limit", body = ErrorResponse),
+        (status = 415, description = "The body is not JSON", body = ErrorResponse),
+    ))]
+pub(crate) async fn create_stream(
     State(state): State<AppState>,
     AdminJson(def): AdminJson<StreamDefinition>,
 ) -> Result<(StatusCode, Json<StreamView>), ApiError> {
@@ -57,20 +80,37 @@ async fn create_stream(
     Ok((StatusCode::CREATED, Json(stream.view())))
 }
 
-async fn list_streams(State(state): State<AppState>) -> Json<StreamList> {
+/// Every stream, by name.
+#[utoipa::path(get, path = "/v1/streams", tag = "streams",
+    responses((status = 200, description = "Every stream", body = StreamList)))]
+pub(crate) async fn list_streams(State(state): State<AppState>) -> Json<StreamList> {
     Json(StreamList {
         streams: state.node.streams().iter().map(|s| s.view()).collect(),
     })
 }
 
-async fn show_stream(
+/// One stream: its definition and its partitions' offsets.
+#[utoipa::path(get, path = "/v1/streams/{name}", tag = "streams",
+    params(StreamName),
+    responses(
+        (status = 200, description = "The stream", body = StreamView),
+        (status = 404, description = "No such stream", body = ErrorResponse),
+    ))]
+pub(crate) async fn show_stream(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<StreamView>, ApiError> {
     Ok(Json(state.node.stream(&name)?.view()))
 }
 
-async fn delete_stream(
+/// Deletes a stream and its records.
+#[utoipa::path(delete, path = "/v1/streams/{name}", tag = "streams",
+    params(StreamName),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such stream", body = ErrorResponse),
+    ))]
+pub(crate) async fn delete_stream(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -78,7 +118,19 @@ async fn delete_stream(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_state(
+/// Pauses (every face refuses pushes, each in its own shape) or resumes a
+/// stream.
+#[utoipa::path(put, path = "/v1/streams/{name}/state", tag = "streams",
+    params(StreamName),
+    request_body = StateChange,
+    responses(
+        (status = 200, description = "The stream in its new state", body = StreamView),
+        (status = 400, description = "The body is not a state change", body = ErrorResponse),
+        (status = 404, description = "No such stream", body = ErrorResponse),
+        (status = 413, description = "The body is over the limit", body = ErrorResponse),
+        (status = 415, description = "The body is not JSON", body = ErrorResponse),
+    ))]
+pub(crate) async fn set_state(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     AdminJson(change): AdminJson<StateChange>,
@@ -88,7 +140,7 @@ async fn set_state(
     ))
 }
 
-const JSON_TYPES: &str = "application/json or application/x-ndjson";
+const JSON_TYPES: &str = "application/json, application/x-ndjson, or application/octet-stream (read as the stream's format)";
 
 /// How a native push body holds its records, from its content type. JSON
 /// streams take JSON or NDJSON; other formats take the body as it is.
@@ -103,6 +155,7 @@ fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiEr
     }
     match content_type {
         None => Ok(Framing::Raw),
+        Some(ct) if media_type_is(ct, &["application/octet-stream"]) => Ok(Framing::Raw),
         Some(ct) if is_json(ct) => Ok(Framing::Json),
         Some(ct) if media_type_is(ct, NDJSON) => Ok(Framing::Ndjson),
         Some(ct) => Err(ApiError::UnsupportedMediaType {
@@ -112,7 +165,24 @@ fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiEr
     }
 }
 
-async fn push(
+/// Pushes records; answers once every one is durable (all or nothing).
+#[utoipa::path(post, path = "/v1/streams/{name}/records", tag = "records",
+    params(StreamName),
+    request_body(description = "A JSON value (one record) or array (one record per element), NDJSON (one record per line), or for formats other than json the body as the format reads it",
+        content(
+            (Value = "application/json"),
+            (String = "application/x-ndjson"),
+            (Vec<u8> = "application/octet-stream"),
+        )),
+    responses(
+        (status = 200, description = "Every record is durable", body = AppendResponse),
+        (status = 400, description = "The body is malformed or a record is invalid (the message names the line or record)", body = ErrorResponse),
+        (status = 404, description = "No such stream", body = ErrorResponse),
+        (status = 409, description = "The stream is paused", body = ErrorResponse),
+        (status = 413, description = "The body, a record or the record count is over its limit", body = ErrorResponse),
+        (status = 415, description = "A content type or encoding the stream does not read", body = ErrorResponse),
+    ))]
+pub(crate) async fn push(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     from: Peer,
@@ -134,9 +204,10 @@ async fn push(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct RowsParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct RowsParams {
     /// A filter expression (see `intake_format::filter`).
     filter: Option<String>,
     /// Most rows to return (the newest that match).
@@ -146,16 +217,21 @@ struct RowsParams {
 /// `GET /v1/tables/{name}/rows?filter=EXPR&limit=L`: the newest `limit`
 /// rows (default 100, at most `max_read_records`) that pass the filter,
 /// oldest first.
-async fn table_rows(
+#[utoipa::path(get, path = "/v1/tables/{name}/rows", tag = "records",
+    params(StreamName, RowsParams),
+    responses(
+        (status = 200, description = "The rows, oldest first", body = TableRows),
+        (status = 400, description = "The filter does not parse", body = ErrorResponse),
+        (status = 404, description = "No such table (a stream that is not a table included)", body = ErrorResponse),
+    ))]
+pub(crate) async fn table_rows(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> Result<Json<TableRows>, ApiError> {
     let stream = state.node.stream(&name)?;
     let Some(table) = stream.table() else {
-        return Err(ApiError::BadRequest(format!(
-            "stream {name:?} is not a table (kind = \"stream\"); read it by offset instead"
-        )));
+        return Err(ApiError::NotATable(name));
     };
     let filter = match params.filter.as_deref() {
         Some(text) => Some(Filter::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))?),
@@ -171,15 +247,16 @@ async fn table_rows(
 }
 
 /// The answer of `GET /v1/tables/{name}/rows`.
-#[derive(Debug, serde::Serialize)]
-struct TableRows {
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub(crate) struct TableRows {
     /// The rows, oldest first.
     rows: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ReadParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReadParams {
     /// First offset; the oldest retained when absent.
     offset: Option<u64>,
     /// Most records to return.
@@ -225,7 +302,16 @@ pub(crate) fn record_view(partition: u32, record: Record, json: bool) -> RecordV
     }
 }
 
-async fn read(
+/// Reads a partition from an offset, bounded by records and bytes.
+#[utoipa::path(get, path = "/v1/streams/{name}/partitions/{partition}/records", tag = "records",
+    params(StreamName, ("partition" = u32, Path, maximum = 4_294_967_295_u32, description = "Partition number, from 0")),
+    responses(
+        (status = 200, description = "Records in offset order and the offset to ask for next", body = ReadResponse),
+        (status = 400, description = "A parameter is malformed", body = ErrorResponse),
+        (status = 404, description = "No such stream or partition", body = ErrorResponse),
+        (status = 416, description = "The offset is no longer retained or not yet written", body = ErrorResponse),
+    ))]
+pub(crate) async fn read(
     State(state): State<AppState>,
     ApiPath((name, partition)): ApiPath<(String, u32)>,
     ApiQuery(params): ApiQuery<ReadParams>,
@@ -256,13 +342,55 @@ async fn read(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct TailParams {
-    /// `end` (default), `beginning`, or an offset.
+#[into_params(parameter_in = Query)]
+pub(crate) struct TailParams {
+    /// `end` (default), `beginning` (or `start`), or an offset.
+    #[param(pattern = "^(end|beginning|start|[0-9]{1,19})$")]
     from: Option<String>,
     /// Only this partition (default: all).
+    #[param(maximum = 4_294_967_295_u32)]
     partition: Option<u32>,
+}
+
+/// One event of a tail, as the spec describes it: `id` is
+/// `PARTITION:OFFSET` and `data` a [`RecordView`] as JSON text.
+pub(crate) struct TailEvent;
+
+impl utoipa::PartialSchema for TailEvent {
+    fn schema() -> RefOr<Schema> {
+        let mut data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The record, as JSON"))
+            .content_media_type("application/json")
+            .build();
+        let mut record = Extensions::default();
+        record.insert(
+            "contentSchema".into(),
+            serde_json::json!({"$ref": format!("#/components/schemas/{}", RecordView::name())}),
+        );
+        data.extensions = Some(record);
+        ObjectBuilder::new()
+            .description(Some("A Server-Sent Event carrying one record"))
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+:[0-9]+$"))
+                    .description(Some("PARTITION:OFFSET of the record")),
+            )
+            .property("event", ObjectBuilder::new().schema_type(Type::String))
+            .property("data", data)
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for TailEvent {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((RecordView::name().into(), RecordView::schema()));
+    }
 }
 
 /// Where a tail starts in a partition.
@@ -345,7 +473,16 @@ fn partition_tail(
     )
 }
 
-async fn tail(
+/// Follows a stream live: Server-Sent Events, one record per event (id
+/// `PARTITION:OFFSET`), until the client leaves or the node stops.
+#[utoipa::path(get, path = "/v1/streams/{name}/tail", tag = "records",
+    params(StreamName, TailParams),
+    responses(
+        (status = 200, description = "An endless event stream; each event's data is a record", content_type = "text/event-stream", body = TailEvent),
+        (status = 400, description = "`from` or `partition` is malformed", body = ErrorResponse),
+        (status = 404, description = "No such stream or partition", body = ErrorResponse),
+    ))]
+pub(crate) async fn tail(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<TailParams>,
