@@ -6,6 +6,12 @@
 # and `intake bench --threads 1` with the same connection count. Prints both
 # rates per round and the ratio intake-bench/wrk of the best of each; they
 # should agree within 10%. Needs wrk. Figures go to stdout and bench/results/.
+#
+# With two or more CPUs the node runs on CPU 0 and the generators on CPU 1
+# (taskset), as they would on separate machines: unpinned on a 2-core
+# machine, a generator's own CPU time is taken from the node, so the rate
+# measures the generator's cost as much as the node's (intake bench spends
+# about 7 us of CPU per request, wrk about 4.5). PIN=0 runs unpinned.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -17,8 +23,12 @@ target=${CARGO_TARGET_DIR:-$root/target}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
 bin=$target/release/intake
+node_cpu= load_cpu=
+if [ "${PIN:-1}" != 0 ] && [ "$(nproc)" -ge 2 ]; then
+  node_cpu="taskset -c 0" load_cpu="taskset -c 1"
+fi
 data=$(mktemp -d)
-"$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
+$node_cpu "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 until grep -q "listening on" "$data/stdout" 2>/dev/null; do sleep 0.1; done
@@ -27,11 +37,11 @@ curl -sf -XPOST "$url/v1/streams" -H 'content-type: application/json' -d '{"name
 mkdir -p "$root/bench/results"
 out="$root/bench/results/bench-vs-wrk-$(date +%Y%m%d-%H%M%S).txt"
 {
-  echo "== native, one ~200-byte JSON record per request, fsync always, $conns connections, ${secs}s per run"
+  echo "== native, one ~200-byte JSON record per request, fsync always, $conns connections, ${secs}s per run, ${node_cpu:-unpinned}"
   best_wrk=0; best_bench=0
   for round in $(seq "${RUNS:-3}"); do
-    w=$(wrk -t1 -c"$conns" -d"${secs}s" -s "$shared/bench/native-post.lua" "$url/v1/streams/bench/records" | awk '/Requests\/sec/ {print $2}')
-    b=$("$bin" bench --url "$url" --stream bench --face native --concurrency "$conns" \
+    w=$($load_cpu wrk -t1 -c"$conns" -d"${secs}s" -s "$shared/bench/native-post.lua" "$url/v1/streams/bench/records" | awk '/Requests\/sec/ {print $2}')
+    b=$($load_cpu "$bin" bench --url "$url" --stream bench --face native --concurrency "$conns" \
           --records-per-request 1 --record-size 200 --duration "${secs}s" --json 2>/dev/null \
         | sed -n 's/.*"requests_per_s":\([0-9.]*\).*/\1/p')
     echo "round $round: wrk $w req/s, intake bench $b req/s"
