@@ -656,7 +656,10 @@ impl Node {
     pub async fn stream_for_push(&self, name: &str) -> Result<Arc<Stream>> {
         match self.stream(name) {
             Err(Error::StreamNotFound { .. }) if self.config.auto_create_streams => {
-                match self.create_stream(StreamDefinition::new(name)).await {
+                // Boxed: the catalog's future is large, and inline it would
+                // be copied with every push's future, made or not.
+                let create = Box::pin(self.create_stream(StreamDefinition::new(name)));
+                match create.await {
                     Ok(s) => Ok(s),
                     Err(Error::StreamExists { .. }) => self.stream(name),
                     Err(e) => Err(e),

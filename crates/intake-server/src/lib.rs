@@ -77,10 +77,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Wraps `routes` in the limits and counters every listener shares, in
-/// this order from the outside: traffic counting, tracing, load shedding
-/// past `limits.max_concurrent_requests`, the request timeout, refusal
-/// while draining. `render` answers a middleware failure in the shape of
-/// the request path's face.
+/// this order from the outside: traffic counting, tracing (when debug
+/// logging is on), load shedding past `limits.max_concurrent_requests`,
+/// the request timeout, refusal while draining. `render` answers a
+/// middleware failure in the shape of the request path's face.
 ///
 /// The stack wraps the whole router once, rather than through
 /// `Router::layer` (which wraps, boxes and clones every route on every
@@ -94,8 +94,14 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
             metrics: Arc::clone(&state.metrics),
         })
         .map_response(IntoResponse::into_response)
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        // A span and a latency event per request only when they are
+        // logged: the clock reads and the wrapped body cost every request.
+        .option_layer(tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            ServiceBuilder::new()
+                .map_response(IntoResponse::into_response)
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                }))
         }))
         .layer(HandleErrorLayer::new(
             move |uri: Uri, e: tower::BoxError| async move {
