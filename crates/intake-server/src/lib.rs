@@ -94,9 +94,9 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
             metrics: Arc::clone(&state.metrics),
         })
         .map_response(IntoResponse::into_response)
-        // A span and a latency event per request only when they are
+        // A span and a latency event per request only when either is
         // logged: the clock reads and the wrapped body cost every request.
-        .option_layer(tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        .option_layer(request_tracing_logged().then(|| {
             ServiceBuilder::new()
                 .map_response(IntoResponse::into_response)
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -123,6 +123,13 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
         .layer(DefaultBodyLimit::disable())
         .service(routes);
     Router::new().fallback_service(stack)
+}
+
+/// True when the log filter lets through the request span (debug, this
+/// crate) or the trace layer's events (debug, `tower_http`).
+fn request_tracing_logged() -> bool {
+    tracing::enabled!(tracing::Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG)
 }
 
 /// The error a timeout or load-shedding middleware failure stands for.

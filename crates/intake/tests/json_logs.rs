@@ -76,8 +76,8 @@ fn every_log_line_is_a_json_object() {
     );
 }
 
-/// With debug logging on, a request's events carry its span (method and
-/// path); at info, requests log nothing.
+/// With debug logging of the server and of `tower_http`, a request's
+/// events carry its span (method and path); at info, requests log nothing.
 #[test]
 fn debug_logging_puts_each_request_in_a_span() {
     let get_healthz = |addr: &str| {
@@ -88,16 +88,28 @@ fn debug_logging_puts_each_request_in_a_span() {
         conn.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     };
-    let (events, stderr) = json_logs_of("intake_server=debug,info", get_healthz);
-    let in_span = events
+    let (events, stderr) = json_logs_of("intake_server=debug,tower_http=debug,info", get_healthz);
+    let traced = events
         .iter()
-        .filter(|e| e["span"]["name"] == "request")
+        .filter(|e| {
+            e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("tower_http"))
+        })
         .collect::<Vec<_>>();
-    assert!(!in_span.is_empty(), "no request span in {stderr}");
-    for event in in_span {
+    assert!(traced.len() >= 2, "no request start and end in {stderr}");
+    for event in traced {
+        assert_eq!(event["span"]["name"], "request", "{event}");
         assert_eq!(event["span"]["method"], "GET", "{event}");
         assert_eq!(event["span"]["path"], "/healthz", "{event}");
     }
+    let (events, stderr) = json_logs_of("tower_http=debug,info", get_healthz);
+    assert!(
+        events.iter().any(|e| e["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("tower_http"))),
+        "tower_http's events alone: {stderr}"
+    );
     let (events, stderr) = json_logs_of("info", get_healthz);
     assert!(
         !events.iter().any(|e| e.get("span").is_some()),
