@@ -90,6 +90,22 @@ async fn malformed_bodies_are_400_naming_line_column_or_record() {
         .get("/v1/streams/s/partitions/0/records?offset=minus")
         .await;
     assert_eq!((status, code(&body)), (400, "bad_request"));
+    let (status, _, body) = node
+        .get("/v1/streams/s/partitions/0/records?limit=-1")
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_request"));
+    // Counts past the type's range mean "as many as allowed".
+    let huge = "99999999999999999999999999";
+    let (status, _, body) = node
+        .get(&format!(
+            "/v1/streams/s/partitions/0/records?limit={huge}&max_bytes={huge}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = node
+        .get(&format!("/v1/streams/s/partitions/0/records?offset={huge}"))
+        .await;
+    assert_eq!((status, code(&body)), (416, "offset_out_of_range"));
     let (status, _, body) = node.get("/v1/streams/s/tail?from=yesterday").await;
     assert_eq!((status, code(&body)), (400, "bad_request"));
 }

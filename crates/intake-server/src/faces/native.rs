@@ -211,6 +211,7 @@ pub(crate) struct RowsParams {
     /// A filter expression (see `intake_format::filter`).
     filter: Option<String>,
     /// Most rows to return (the newest that match).
+    #[serde(default, deserialize_with = "saturating")]
     limit: Option<usize>,
 }
 
@@ -258,11 +259,35 @@ pub(crate) struct TableRows {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ReadParams {
     /// First offset; the oldest retained when absent.
+    #[serde(default, deserialize_with = "saturating")]
     offset: Option<u64>,
     /// Most records to return.
+    #[serde(default, deserialize_with = "saturating")]
     limit: Option<usize>,
     /// Most payload bytes to return.
+    #[serde(default, deserialize_with = "saturating")]
     max_bytes: Option<usize>,
+}
+
+/// A count or offset from a query string: any run of digits, one too large
+/// for the type meaning its largest value (the reads clamp it anyway).
+fn saturating<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom(format!(
+            "{text:?} is not a non-negative integer"
+        )));
+    }
+    let value = text.parse::<u64>().unwrap_or(u64::MAX);
+    T::try_from(value)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{text} is too large")))
 }
 
 /// Text for bytes that should be text: the string if UTF-8, else base64.
