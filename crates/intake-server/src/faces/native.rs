@@ -270,7 +270,8 @@ pub(crate) struct ReadParams {
 }
 
 /// A count or offset from a query string: any run of digits, one too large
-/// for the type meaning its largest value (the reads clamp it anyway).
+/// for the type meaning its largest value (a limit then means "all there
+/// is", an offset lies past the end and gets 416).
 fn saturating<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
