@@ -89,14 +89,12 @@ fn debug_logging_puts_each_request_in_a_span() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     };
     let (events, stderr) = json_logs_of("intake_server=debug,tower_http=debug,info", get_healthz);
-    let traced = events
-        .iter()
-        .filter(|e| {
-            e["target"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("tower_http"))
-        })
-        .collect::<Vec<_>>();
+    let from_trace_layer = |e: &&serde_json::Value| {
+        e["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("tower_http"))
+    };
+    let traced = events.iter().filter(from_trace_layer).collect::<Vec<_>>();
     assert!(traced.len() >= 2, "no request start and end in {stderr}");
     for event in traced {
         assert_eq!(event["span"]["name"], "request", "{event}");
@@ -105,9 +103,7 @@ fn debug_logging_puts_each_request_in_a_span() {
     }
     let (events, stderr) = json_logs_of("tower_http=debug,info", get_healthz);
     assert!(
-        events.iter().any(|e| e["target"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("tower_http"))),
+        events.iter().any(|e| from_trace_layer(&e)),
         "tower_http's events alone: {stderr}"
     );
     let (events, stderr) = json_logs_of("info", get_healthz);
