@@ -80,6 +80,19 @@ impl Broker {
         }
     }
 
+    /// Resolves once a broker whose connection is down now is reachable
+    /// again, so that a retry need not sit out its whole backoff. Never
+    /// resolves while the connection is up, or for a client that cannot
+    /// tell (Kafka: librdkafka reconnects and retries by itself).
+    pub(crate) async fn reconnected(&self) {
+        match self {
+            #[cfg(feature = "nats")]
+            Self::Nats(sink) => sink.reconnected().await,
+            #[allow(unreachable_patterns)]
+            _ => std::future::pending().await,
+        }
+    }
+
     /// Sends `records` of `stream`/`partition` in order and returns once
     /// the broker acknowledged every one.
     pub(crate) async fn send(

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::connection::State;
 use async_nats::jetstream::{self, Context, message::PublishMessage, stream};
 use intake_log::Record;
 use tokio::sync::OnceCell;
@@ -14,9 +15,16 @@ use tokio::sync::OnceCell;
 use crate::broker::{BrokerPosition, Delivery};
 use crate::error::SendError;
 
+/// How often a waiting retry looks whether a lost connection is back.
+const RECONNECT_POLL: Duration = Duration::from_millis(20);
+
 /// A connection to one JetStream subject.
 #[derive(Debug)]
 pub(crate) struct NatsSink {
+    /// The connection, kept to see whether the server is reachable.
+    client: async_nats::Client,
+    /// The server address, for error messages.
+    url: String,
     js: Context,
     subject: String,
     /// Set once a JetStream stream capturing the subject is known to exist.
@@ -34,12 +42,25 @@ impl NatsSink {
             .map_err(|e| SendError(format!("cannot connect to {url}: {e}")))?;
         let js = jetstream::context::ContextBuilder::new()
             .timeout(Duration::from_secs(10))
-            .build(client);
+            .build(client.clone());
         Ok(Self {
+            client,
+            url: url.to_owned(),
             js,
             subject: subject.to_owned(),
             stream_ready: OnceCell::new(),
         })
+    }
+
+    /// Resolves once the connection, down when called, is back; never
+    /// while it is up (or not yet made).
+    pub(crate) async fn reconnected(&self) {
+        if self.client.connection_state() != State::Disconnected {
+            return std::future::pending().await;
+        }
+        while self.client.connection_state() != State::Connected {
+            tokio::time::sleep(RECONNECT_POLL).await;
+        }
     }
 
     /// Creates a JetStream stream for the subject when none captures it.
@@ -68,12 +89,24 @@ impl NatsSink {
     }
 
     /// Publishes `records` (pipelined) and waits for every ack.
+    ///
+    /// Fails at once while the connection is lost: async-nats would buffer
+    /// the publishes and wait for the reconnect, so an outage would show
+    /// only as a stalled sink instead of an error in its status (the
+    /// sink's retry waits for [`Self::reconnected`]). Before the first
+    /// connection is made, sending waits as usual.
     pub(crate) async fn send(
         &self,
         stream: &str,
         partition: u32,
         records: &[Record],
     ) -> Result<Vec<Delivery>, SendError> {
+        if self.client.connection_state() == State::Disconnected {
+            return Err(SendError(format!(
+                "disconnected from {}: the server is down or unreachable",
+                self.url
+            )));
+        }
         self.ensure_stream().await?;
         let mut acks = Vec::with_capacity(records.len());
         for record in records {

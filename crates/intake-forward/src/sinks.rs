@@ -451,13 +451,15 @@ impl Worker {
         tracing::warn!(stream = %self.source, sink = name, partition = self.partition, error, "send failed; retrying");
     }
 
-    /// Sleeps `backoff` and doubles it; true when the worker must stop.
+    /// Sleeps `backoff` (cut short when a lost broker connection comes
+    /// back) and doubles it; true when the worker must stop.
     async fn pause(&self, backoff: &mut Duration) -> bool {
         let wait = *backoff;
         *backoff = (*backoff * 2).min(BACKOFF_LAST);
         tokio::select! {
             () = self.stop.cancelled() => true,
             () = tokio::time::sleep(wait) => false,
+            () = self.broker.reconnected() => false,
         }
     }
 }
