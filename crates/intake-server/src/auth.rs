@@ -158,13 +158,9 @@ pub(crate) async fn authorize(
         )));
     }
     if let Some(rates) = &state.token_rates
-        && let Err(wait) = rates.take(&info.id, std::time::Instant::now())
+        && let Err(refusal) = rates.admit(&info.id, || format!("token {:?}", info.id))
     {
-        return refuse(ApiError::RateLimited {
-            limited: format!("token {:?}", info.id),
-            per_second: rates.per_second(),
-            retry_after: wait.as_secs().max(1),
-        });
+        return refuse(refusal);
     }
     req.extensions_mut().insert(Caller(info));
     next.run(req).await

@@ -1,12 +1,15 @@
-//! Per-stream request rate limits: one token bucket per stream, refilled
-//! at the configured rate, holding at most one second's worth (the burst).
+//! Request rate limits, per stream or per token: one token bucket per key,
+//! refilled at the configured rate, holding at most one second's worth
+//! (the burst).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// The buckets of every stream that has pushed since start.
+use crate::error::ApiError;
+
+/// The buckets of every stream (or token) that has been seen since start.
 #[derive(Debug)]
 pub(crate) struct RateLimits {
     per_second: u32,
@@ -28,9 +31,16 @@ impl RateLimits {
         }
     }
 
-    /// The limit.
-    pub(crate) fn per_second(&self) -> u32 {
-        self.per_second
+    /// Takes one request's token for `key` now, refusing with
+    /// [`ApiError::RateLimited`] naming `what` (`stream "NAME"`,
+    /// `token "ID"`) when the bucket is empty.
+    pub(crate) fn admit(&self, key: &str, what: impl FnOnce() -> String) -> Result<(), ApiError> {
+        self.take(key, Instant::now())
+            .map_err(|wait| ApiError::RateLimited {
+                limited: what(),
+                per_second: self.per_second,
+                retry_after: wait.as_secs().max(1),
+            })
     }
 
     /// Takes one request's token for `key` at `now`; on refusal, the time

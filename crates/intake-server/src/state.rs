@@ -2,7 +2,6 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
 
 use intake_core::{IngestOutcome, IngestRequest, Items, Node, NodeRegistry, Stream};
 use intake_format::cluster::NodeView;
@@ -175,13 +174,7 @@ impl AppState {
         note_stream(stream.name());
         check_source(stream, from)?;
         if let Some(rates) = &self.stream_rates {
-            rates
-                .take(stream.name(), Instant::now())
-                .map_err(|wait| ApiError::RateLimited {
-                    limited: format!("stream {:?}", stream.name()),
-                    per_second: rates.per_second(),
-                    retry_after: wait.as_secs().max(1),
-                })?;
+            rates.admit(stream.name(), || format!("stream {:?}", stream.name()))?;
         }
         let bytes = match &request.items {
             Items::Body { body, .. } => body.len(),
