@@ -6,12 +6,12 @@
 //! let in-flight requests finish (bounded by `limits.shutdown_timeout`),
 //! end live tails, then close the log (write and fsync what is queued).
 
+mod admission;
 mod auth;
 mod cluster;
 mod config;
 mod content_encoding;
 mod dashboard;
-mod drain;
 mod error;
 mod extract;
 mod faces;
@@ -26,19 +26,18 @@ mod sink_admin;
 mod state;
 mod tls;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
-use tower::timeout::error::Elapsed;
+use tower::{Service, ServiceBuilder};
 use tower_http::trace::TraceLayer;
 
 pub use auth::AuthMode;
@@ -53,8 +52,28 @@ pub use tls::{TlsConfig, TlsError};
 
 use crate::faces::Face;
 
+/// A listener's whole request handling: its routes inside the limits of
+/// [`router`] or [`push_router`], as one cheaply cloned service.
+pub trait Gateway:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Gateway for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The complete router of the main listener, with every limit applied.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> impl Gateway {
     let routes = Router::new()
         .merge(faces::native::routes())
         .merge(faces::inlong::routes())
@@ -78,18 +97,21 @@ pub fn router(state: AppState) -> Router {
 
 /// Wraps `routes` in the limits and counters every listener shares, in
 /// this order from the outside: traffic counting, tracing (when debug
-/// logging is on), load shedding past `limits.max_concurrent_requests`,
-/// the request timeout, refusal while draining. `render` answers a
-/// middleware failure in the shape of the request path's face.
+/// logging is on), admission (the drain, `limits.max_concurrent_requests`
+/// and the request timeout; see [`admission`]), tokens when required.
+/// `render` answers a refusal in the shape of the request path's face.
 ///
 /// The stack wraps the whole router once, rather than through
 /// `Router::layer` (which wraps, boxes and clones every route on every
 /// request): the limits are then node-wide, and a request passes through
-/// one boxed service instead of one per layer.
-fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> Response) -> Router {
+/// plain services rather than one boxed service per layer.
+fn with_limits(
+    routes: Router,
+    state: &AppState,
+    render: admission::Render,
+) -> impl Gateway + use<> {
     let limits = state.limits;
-    let timeout = limits.request_timeout;
-    let stack = ServiceBuilder::new()
+    ServiceBuilder::new()
         .layer(metrics::CountTrafficLayer {
             metrics: Arc::clone(&state.metrics),
         })
@@ -103,16 +125,11 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
                     tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
                 }))
         }))
-        .layer(HandleErrorLayer::new(
-            move |uri: Uri, e: tower::BoxError| async move {
-                render(uri.path(), overload_error(&e, timeout))
-            },
-        ))
-        .load_shed()
-        .concurrency_limit(limits.max_concurrent_requests)
-        .timeout(timeout)
-        .layer(drain::RefuseWhileDrainingLayer {
+        .layer(admission::AdmissionLayer {
             draining: state.draining.clone(),
+            max_concurrent: limits.max_concurrent_requests,
+            timeout: limits.request_timeout,
+            render,
         })
         // Tokens, when required: only then is the middleware in the stack.
         .option_layer((state.auth_mode() == auth::AuthMode::Tokens).then(|| {
@@ -121,8 +138,7 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
         // Extractors enforce the configured body limits themselves, with
         // the face's error shape.
         .layer(DefaultBodyLimit::disable())
-        .service(routes);
-    Router::new().fallback_service(stack)
+        .service(routes)
 }
 
 /// True when the log filter lets through the request span (debug, this
@@ -130,18 +146,6 @@ fn with_limits(routes: Router, state: &AppState, render: fn(&str, ApiError) -> R
 fn request_tracing_logged() -> bool {
     tracing::enabled!(tracing::Level::DEBUG)
         || tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG)
-}
-
-/// The error a timeout or load-shedding middleware failure stands for.
-fn overload_error(e: &tower::BoxError, timeout: Duration) -> ApiError {
-    if e.is::<Elapsed>() {
-        ApiError::Timeout(timeout)
-    } else if e.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Overloaded
-    } else {
-        tracing::error!(error = %e, "unexpected middleware error");
-        ApiError::Overloaded
-    }
 }
 
 /// A stream's own push path (eKuiper httppush), else an unknown path in
@@ -158,7 +162,7 @@ async fn route_not_found(State(state): State<AppState>, req: Request) -> Respons
 
 /// The router of the push listener (`push_listen`): only the streams' own
 /// push paths, with the same limits as the main listener.
-pub fn push_router(state: AppState) -> Router {
+pub fn push_router(state: AppState) -> impl Gateway {
     let routes = Router::new()
         .fallback(faces::ekuiper::push)
         .with_state(state.clone());

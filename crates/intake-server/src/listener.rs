@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, header};
 use axum::response::Response;
@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::Gateway;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::faces::Face;
@@ -35,7 +36,7 @@ use crate::metrics::Metrics;
 /// `request_read_timeout`), and HTTP/2 or HTTP/1.1 follows by ALPN.
 pub(crate) async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Gateway,
     limits: Limits,
     metrics: Arc<Metrics>,
     draining: CancellationToken,
@@ -104,16 +105,16 @@ pub(crate) async fn serve(
 
 /// One accepted connection, before its transport (plain TCP or TLS) is
 /// ready.
-struct Connection {
+struct Connection<G> {
     builder: Arc<auto::Builder<TokioExecutor>>,
-    app: Router,
+    app: G,
     peer: SocketAddr,
     /// `Some(max)` when the connection is past `max_connections`.
     refuse_past: Option<usize>,
     watcher: Watcher,
 }
 
-impl Connection {
+impl<G: Gateway> Connection<G> {
     /// Serves HTTP on `io` until the client closes or the drain ends it.
     async fn serve<I>(self, io: I)
     where
@@ -129,7 +130,8 @@ impl Connection {
         let io = TokioIo::new(io);
         let result = match refuse_past {
             None => {
-                let app = app.map_request(move |mut req: Request<Incoming>| {
+                let app = app.map_request(move |req: Request<Incoming>| {
+                    let mut req = req.map(Body::new);
                     req.extensions_mut().insert(ConnectInfo(peer));
                     req
                 });

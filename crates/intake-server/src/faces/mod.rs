@@ -47,10 +47,10 @@ impl Face {
             Self::InlongManager
         } else if path == "/topics" || path.starts_with("/topics/") {
             Self::RestProxy
-        } else if ["/streams", "/tables"]
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-        {
+        } else if ["/streams", "/tables"].iter().any(|p| {
+            path.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }) {
             Self::EkuiperRest
         } else {
             Self::Native
