@@ -55,25 +55,28 @@ impl<S> Layer<S> for AdmissionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Admission {
             inner,
-            draining: self.draining.clone(),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            max_concurrent: self.max_concurrent,
-            timeout: self.timeout,
-            render: self.render,
+            shared: Arc::new(Shared {
+                rules: self.clone(),
+                in_flight: AtomicUsize::new(0),
+            }),
         }
     }
 }
 
 /// Admits a request, or answers the refusal itself (see the module docs).
-/// Clones share one in-flight count.
+/// Clones share one in-flight count, and cost one reference count (the
+/// service is cloned for every request).
 #[derive(Debug, Clone)]
 pub(crate) struct Admission<S> {
     inner: S,
-    draining: CancellationToken,
-    in_flight: Arc<AtomicUsize>,
-    max_concurrent: usize,
-    timeout: Duration,
-    render: Render,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of an [`Admission`] shares.
+#[derive(Debug)]
+struct Shared {
+    rules: AdmissionLayer,
+    in_flight: AtomicUsize,
 }
 
 impl<S, B> Service<Request<B>> for Admission<S>
@@ -89,17 +92,19 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let refusal = if self.draining.is_cancelled() {
+        let rules = &self.shared.rules;
+        let in_flight = &self.shared.in_flight;
+        let refusal = if rules.draining.is_cancelled() {
             Some(ApiError::ShuttingDown)
-        } else if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_concurrent {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        } else if in_flight.fetch_add(1, Ordering::AcqRel) >= rules.max_concurrent {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
             Some(ApiError::Overloaded)
         } else {
             None
         };
         if let Some(refusal) = refusal {
             let draining = matches!(refusal, ApiError::ShuttingDown);
-            let mut response = (self.render)(req.uri().path(), refusal);
+            let mut response = (rules.render)(req.uri().path(), refusal);
             if draining {
                 response
                     .headers_mut()
@@ -111,11 +116,9 @@ where
         }
         let uri = req.uri().clone();
         Admitted::Running {
-            inner: tokio::time::timeout(self.timeout, self.inner.call(req)),
-            slot: InFlightSlot(Arc::clone(&self.in_flight)),
+            inner: tokio::time::timeout(rules.timeout, self.inner.call(req)),
+            slot: InFlightSlot(Arc::clone(&self.shared)),
             uri,
-            timeout: self.timeout,
-            render: self.render,
         }
     }
 }
@@ -123,11 +126,11 @@ where
 /// One admitted request's place in the in-flight count, given back when
 /// the request ends, answered or dropped.
 #[derive(Debug)]
-pub(crate) struct InFlightSlot(Arc<AtomicUsize>);
+pub(crate) struct InFlightSlot(Arc<Shared>);
 
 impl Drop for InFlightSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -142,8 +145,6 @@ pin_project! {
             #[pin] inner: Timeout<F>,
             slot: InFlightSlot,
             uri: Uri,
-            timeout: Duration,
-            render: Render,
         },
     }
 }
@@ -159,15 +160,15 @@ where
             AdmittedProj::Refused { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("an Admitted future is not polled after it is ready"))),
-            AdmittedProj::Running {
-                inner,
-                uri,
-                timeout,
-                render,
-                ..
-            } => match std::task::ready!(inner.poll(cx)) {
+            AdmittedProj::Running { inner, slot, uri } => match std::task::ready!(inner.poll(cx)) {
                 Ok(answered) => Poll::Ready(answered),
-                Err(_elapsed) => Poll::Ready(Ok(render(uri.path(), ApiError::Timeout(*timeout)))),
+                Err(_elapsed) => {
+                    let rules = &slot.0.rules;
+                    Poll::Ready(Ok((rules.render)(
+                        uri.path(),
+                        ApiError::Timeout(rules.timeout),
+                    )))
+                }
             },
         }
     }

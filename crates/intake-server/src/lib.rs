@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -135,9 +135,6 @@ fn with_limits(
         .option_layer((state.auth_mode() == auth::AuthMode::Tokens).then(|| {
             axum::middleware::from_fn_with_state(state.clone(), auth::authorize)
         }))
-        // Extractors enforce the configured body limits themselves, with
-        // the face's error shape.
-        .layer(DefaultBodyLimit::disable())
         .service(routes)
 }
 
