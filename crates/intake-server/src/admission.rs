@@ -5,7 +5,10 @@
 //! One plain `tower::Service` (no boxing, no error type to map back into a
 //! response) stands where a stack of tower's load shedding, concurrency
 //! limit, timeout and error handling would: it wraps every request, so
-//! each layer there was paid on every request.
+//! each layer there was paid on every request (together with the outer
+//! router the listeners no longer need, about 14% of intake's user CPU per
+//! single-record push; README "Benchmarks" has the measurement). The
+//! statuses are the ones those layers gave.
 //!
 //! - Draining: after a shutdown signal the listener stops accepting, but a
 //!   client may still send a request on a kept-alive connection; it gets
