@@ -3,8 +3,11 @@
 use intake_format::FormatError;
 
 /// Everything the core can refuse or fail with.
+///
+/// Not `#[non_exhaustive]`, on purpose: `intake-server` maps every variant
+/// to a status and code in one exhaustive match, so a new variant does not
+/// compile until it has its answer.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// No stream has this name.
     #[error("stream {name:?} does not exist")]

@@ -4,6 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// What can go wrong with a sink.
+///
+/// Not `#[non_exhaustive]`, on purpose: `intake-server` maps every variant
+/// to a status and code in one exhaustive match, so a new variant does not
+/// compile until it has its answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// A file operation on a cursor failed.
