@@ -315,7 +315,17 @@ impl StreamSinks {
                     name: format!("{name} (partition {partition})"),
                 })?;
         let mut committed = progress.committed.subscribe();
-        let reached = tokio::time::timeout(timeout, committed.wait_for(|c| *c >= through)).await;
+        // The cursor's sender lives as long as these sinks, which the
+        // waiting request holds: a stop (the stream deleted, the node
+        // shutting down) ends the wait through the stop token instead.
+        let reached = tokio::select! {
+            reached = tokio::time::timeout(timeout, committed.wait_for(|c| *c >= through)) => reached,
+            () = self.stop.cancelled() => {
+                return Err(ForwardError::Stopped {
+                    sink: name.to_owned(),
+                });
+            }
+        };
         match reached {
             Err(_) => {
                 return Err(ForwardError::AckTimeout {

@@ -153,7 +153,7 @@ async fn record_count_and_size_limits_are_413() {
         200
     );
     let (status, _, body) = node.post("/v1/streams/s/records", JSON, "[1,2,3,4]").await;
-    assert_eq!(status, 413);
+    assert_eq!((status, code(&body)), (413, "too_many_records"));
     assert_eq!(
         message(&body),
         "4 records in one request; at most 3 are accepted"
@@ -185,7 +185,7 @@ async fn unsupported_content_type_is_415() {
             "{}",
         )
         .await;
-    assert_eq!(status, 415);
+    assert_eq!((status, code(&body)), (415, "unsupported_media_type"));
     assert_eq!(
         message(&body),
         "content type \"application/x-www-form-urlencoded\" is not accepted here; send application/json, application/x-ndjson, or application/octet-stream (read as the stream's format)"
@@ -202,10 +202,14 @@ async fn unsupported_content_type_is_415() {
             "{ct:?}"
         );
     }
-    let (status, _, _) = node
+    let (status, _, body) = node
         .post("/v1/streams", Some("text/plain"), r#"{"name":"t"}"#)
         .await;
-    assert_eq!(status, 415);
+    assert_eq!((status, code(&body)), (415, "unsupported_media_type"));
+    assert_eq!(
+        message(&body),
+        "content type \"text/plain\" is not accepted here; send application/json"
+    );
 }
 
 #[tokio::test]
@@ -347,4 +351,71 @@ async fn concurrency_limit_sheds_with_503() {
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(slow.await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn sink_errors_are_404_and_503_naming_the_sink() {
+    let node = TestNode::new(Limits::default()).await;
+    // Nothing listens on port 1: the sink's broker never acknowledges.
+    let sink = json!([{"name": "n1", "kind": "nats", "url": "nats://127.0.0.1:1", "subject": "s"}]);
+    node.create(json!({"name": "s", "ack": "sink", "ack_timeout_ms": 30000, "sinks": sink}))
+        .await;
+    node.create(json!({"name": "quick", "ack": "sink", "ack_timeout_ms": 200, "sinks": sink}))
+        .await;
+
+    let (status, _, body) = node.post("/v1/streams/s/sinks/nope/pause", None, "").await;
+    assert_eq!((status, code(&body)), (404, "sink_not_found"));
+    assert_eq!(message(&body), "stream has no sink named \"nope\"");
+
+    let (status, headers, body) = node.post("/v1/streams/quick/records", JSON, "{}").await;
+    assert_eq!((status, code(&body)), (503, "sink_ack_timeout"));
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(
+        message(&body),
+        "sink \"n1\" did not acknowledge within 200ms; the records are stored and will be forwarded, retry later"
+    );
+
+    // A push waiting for the broker is answered as soon as the stream is
+    // deleted, not at its 30 s ack timeout.
+    use tower::ServiceExt;
+    let router = node.router();
+    let waiting = tokio::spawn(async move {
+        let req = Request::post("/v1/streams/s/records")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = router.oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, retry_after, body)
+    });
+    // The record is stored locally first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while node.get("/v1/streams/s").await.2["status"][0]["next_offset"] != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the push was not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deleted = node
+        .call(
+            Request::delete("/v1/streams/s")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(deleted.0, 204, "{}", deleted.2);
+    let (status, retry_after, body) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting push is answered when its sinks stop")
+        .unwrap();
+    assert_eq!((status, code(&body)), (503, "sink_stopped"));
+    assert_eq!(retry_after.unwrap(), "1");
+    assert_eq!(message(&body), "sink \"n1\" stopped before acknowledging");
 }
