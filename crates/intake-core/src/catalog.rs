@@ -4,7 +4,7 @@
 //! A definition is stored as its JSON text: new fields need no migration,
 //! and the API's shape is the storage shape.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use intake_format::api::{StreamDefinition, StreamState};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -50,6 +50,12 @@ fn state_text(state: StreamState) -> &'static str {
     }
 }
 
+/// How long a catalog call waits for a connection. A database that cannot
+/// be reached within it is reported at once (503 `catalog_unavailable`, a
+/// not-ready `/readyz`) rather than holding requests until their own
+/// timeout: sqlx's default is 30 s, the request timeout's too.
+const CATALOG_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Catalog {
     /// Connects (creating the SQLite file if needed) and creates the tables.
     ///
@@ -62,6 +68,7 @@ impl Catalog {
             // SQLite allows one writer; a single connection avoids
             // "database is locked" between our own connections.
             .max_connections(if sqlite { 1 } else { 8 })
+            .acquire_timeout(CATALOG_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -31,11 +31,18 @@ pub struct Intake {
 impl Intake {
     /// `intake serve` on a free loopback port with `data_dir`, plus `args`.
     pub fn serve(data_dir: &Path, args: &[&str]) -> Self {
+        Self::serve_with_env(data_dir, args, &[])
+    }
+
+    /// [`Intake::serve`] with environment variables (`INTAKE_...`
+    /// settings) set for the process.
+    pub fn serve_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env("INTAKE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -136,6 +143,33 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A new, empty schema in the PostgreSQL at 127.0.0.1:5432 (database
+/// `test`, user `postgres`; `./test.sh` starts one when none runs), named
+/// after `name` and this process. Fails when PostgreSQL does not answer.
+pub async fn fresh_postgres_schema(name: &str) -> String {
+    use sqlx::Executor;
+    let pool = sqlx::postgres::PgPool::connect(&postgres_url(5432, None))
+        .await
+        .expect("PostgreSQL must run on 127.0.0.1:5432 with database test");
+    let schema = format!("intake_{name}_{}", std::process::id());
+    pool.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+    pool.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    schema
+}
+
+/// The URL of database `test` on 127.0.0.1:`port`, in `schema` if given.
+pub fn postgres_url(port: u16, schema: Option<&str>) -> String {
+    let base = format!("postgres://postgres@127.0.0.1:{port}/test");
+    match schema {
+        Some(schema) => format!("{base}?options=-c%20search_path%3D{schema}"),
+        None => base,
     }
 }
 
@@ -335,7 +369,7 @@ pub fn check_downstream<'a>(
 }
 
 /// The `tansu` Kafka-protocol broker: `~/.cargo/bin/tansu` or on `PATH`
-/// (`cargo install tansu --version 0.6.0 --features dynostore`; `.ci/run`
+/// (`cargo install tansu --version 0.6.0 --features dynostore`; `./test.sh`
 /// installs it).
 fn tansu_binary() -> PathBuf {
     let home = std::env::var_os("HOME")
@@ -352,7 +386,7 @@ fn tansu_binary() -> PathBuf {
         .find(|p| p.exists());
     on_path.expect(
         "the tansu Kafka broker is required: cargo install tansu --version 0.6.0 \
-         --features dynostore (.ci/run does this)",
+         --features dynostore (./test.sh does this)",
     )
 }
 
@@ -425,32 +459,48 @@ impl Drop for Kafka {
 }
 
 /// A TCP proxy on a free loopback port to `127.0.0.1:target`, which a test
-/// can cut (open connections dropped, new ones refused) and restore: a
-/// network outage between intake and a broker.
+/// can cut (open connections dropped, new ones refused), stall (new
+/// connections accepted and then never answered, as behind a network that
+/// drops packets) and restore: a network outage between intake and a
+/// broker or a database.
 pub struct CutProxy {
     /// The port it listens on.
     pub port: u16,
-    cut: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     generation: tokio::sync::watch::Sender<u64>,
 }
+
+const PROXY_OPEN: u8 = 0;
+const PROXY_CUT: u8 = 1;
+const PROXY_STALLED: u8 = 2;
 
 impl CutProxy {
     /// Starts proxying to `target`.
     pub async fn start(target: u16) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
+        let mode = Arc::new(AtomicU8::new(PROXY_OPEN));
         let (generation, _) = tokio::sync::watch::channel(0u64);
-        let (is_cut, generations) = (Arc::clone(&cut), generation.clone());
+        let (proxy_mode, generations) = (Arc::clone(&mode), generation.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     return;
                 };
-                if is_cut.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
                 let mut cut_signal = generations.subscribe();
+                match proxy_mode.load(Ordering::SeqCst) {
+                    // Dropped: the client sees the connection close.
+                    PROXY_CUT => continue,
+                    // Held open, silent, until the next cut or restore.
+                    PROXY_STALLED => {
+                        tokio::spawn(async move {
+                            let _held = inbound;
+                            let _ = cut_signal.changed().await;
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) =
                         tokio::net::TcpStream::connect(("127.0.0.1", target)).await
@@ -466,19 +516,27 @@ impl CutProxy {
         });
         Self {
             port,
-            cut,
+            mode,
             generation,
         }
     }
 
     /// Drops every open connection and refuses new ones.
     pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
+        self.mode.store(PROXY_CUT, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Accepts connections again.
+    /// Drops every open connection; new ones are accepted and then get no
+    /// answer.
+    pub fn stall(&self) {
+        self.mode.store(PROXY_STALLED, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Accepts and forwards connections again (stalled ones are dropped).
     pub fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
+        self.mode.store(PROXY_OPEN, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
     }
 }
