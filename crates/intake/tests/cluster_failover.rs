@@ -28,11 +28,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use intake_client::{Client, RetryPolicy, Strategy};
 use intake_format::api::ReadResponse;
 use serde_json::Value;
 
 const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Tasks sending through the SDK, each one request at a time.
+const SENDERS: usize = 4;
+/// Records per request.
+const RECORDS_PER_SEND: usize = 10;
 
 struct Process {
     child: Child,
@@ -89,22 +95,6 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-async fn fresh_postgres_schema(name: &str) -> String {
-    use sqlx::Executor;
-    let base = "postgres://postgres@127.0.0.1:5432/test";
-    let pool = sqlx::postgres::PgPool::connect(base)
-        .await
-        .expect("PostgreSQL must run on 127.0.0.1:5432 with database test");
-    let schema = format!("intake_cluster_{name}_{}", std::process::id());
-    pool.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-        .await
-        .unwrap();
-    pool.execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
-    format!("{base}?options=-c%20search_path%3D{schema}")
 }
 
 async fn ip_list_ports(http: &reqwest::Client, manager: &str) -> Vec<u64> {
@@ -235,7 +225,10 @@ async fn read_forwarded(
 
 async fn run_cluster(postgres: bool) {
     let catalog = if postgres {
-        Some(fresh_postgres_schema("pg").await)
+        Some(support::postgres_url(
+            5432,
+            Some(&support::fresh_postgres_schema("cluster_pg").await),
+        ))
     } else {
         None
     };
@@ -349,7 +342,7 @@ async fn run_cluster(postgres: bool) {
     let errors = Arc::new(AtomicU64::new(0));
     let stop = tokio_util::sync::CancellationToken::new();
     let mut senders = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..SENDERS {
         let (client, next_id, acked, errors, stop) = (
             client.clone(),
             Arc::clone(&next_id),
@@ -359,7 +352,7 @@ async fn run_cluster(postgres: bool) {
         );
         senders.push(tokio::spawn(async move {
             while !stop.is_cancelled() {
-                let ids: Vec<u64> = (0..10)
+                let ids: Vec<u64> = (0..RECORDS_PER_SEND)
                     .map(|_| next_id.fetch_add(1, Ordering::Relaxed))
                     .collect();
                 let records = ids
@@ -422,6 +415,8 @@ async fn run_cluster(postgres: bool) {
         );
     }
     let mut stored = HashMap::new();
+    let mut on_killed = HashMap::new();
+    ids_on(&http, &nodes[0].addr, &mut on_killed).await;
     for node in &nodes {
         ids_on(&http, &node.addr, &mut stored).await;
     }
@@ -432,13 +427,39 @@ async fn run_cluster(postgres: bool) {
         missing.len(),
         &missing[..missing.len().min(10)]
     );
-    let duplicates = stored.values().filter(|&&n| n > 1).count();
+    // Delivery from the SDK is at least once: a request the SIGKILLed node
+    // stored but could not answer is sent again to another node. That is
+    // the only way to a second copy. The gracefully stopped node answered
+    // every request it took, and a node never stores one request twice.
+    // So every id stored twice has one copy on the killed node, and there
+    // are at most as many as the senders had records in flight.
+    let duplicated: Vec<u64> = stored
+        .iter()
+        .filter(|&(_, &n)| n > 1)
+        .map(|(&id, _)| id)
+        .collect();
+    for id in &duplicated {
+        assert_eq!(stored[id], 2, "record {id} stored {} times", stored[id]);
+        assert_eq!(
+            on_killed.get(id),
+            Some(&1),
+            "record {id} stored twice, but not once by the killed node"
+        );
+    }
+    assert!(
+        duplicated.len() <= SENDERS * RECORDS_PER_SEND,
+        "{} records stored twice; at most {} were in flight at the kill",
+        duplicated.len(),
+        SENDERS * RECORDS_PER_SEND
+    );
+    let duplicates = duplicated.len();
 
     // Every acknowledged record reached JetStream, from three nodes.
     for node in &nodes {
         wait_forwarded(&http, &node.addr).await;
     }
-    let (forwarded, senders) = read_forwarded(&subject, stored.len()).await;
+    let copies: u32 = stored.values().sum();
+    let (forwarded, senders) = read_forwarded(&subject, copies as usize).await;
     let lost: Vec<&u64> = acked
         .iter()
         .filter(|id| !forwarded.contains_key(id))
@@ -450,6 +471,15 @@ async fn run_cluster(postgres: bool) {
         &lost[..lost.len().min(10)]
     );
     assert_eq!(senders.len(), 3, "three nodes forwarded: {senders:?}");
+    // Forwarding adds no copy of its own: JetStream drops a batch sent
+    // again by its message id, so each stored copy arrives once.
+    for (id, copies) in &stored {
+        assert_eq!(
+            forwarded.get(id),
+            Some(copies),
+            "record {id}: stored {copies} times, forwarded otherwise"
+        );
+    }
 
     // The CLI pushes through the same SDK when given --manager.
     let mut push = Command::new(env!("CARGO_BIN_EXE_intake"))
