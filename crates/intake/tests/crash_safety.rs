@@ -3,6 +3,11 @@
 //! acknowledged record must be readable exactly once, byte for byte, in
 //! order within its partition. Repeated `CRASH_ITERATIONS` times (default
 //! 20); `CRASH_SEED` replays a run.
+//!
+//! Every iteration must acknowledge records after its restart before the
+//! next kill, and a client fails the test on any answer but a success, and
+//! on a lost connection before the kill: a restarted node that refused
+//! every push, or failed some, cannot pass.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -13,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +68,17 @@ impl Server {
 /// The exact JSON text of every acknowledged record, by (partition, offset).
 type Acked = HashMap<(u32, u64), String>;
 
+/// What the clients of one iteration share.
+struct Iteration {
+    /// Set just before the SIGKILL: from then on a lost connection is
+    /// expected, before it a failure.
+    killing: AtomicBool,
+    /// Requests acknowledged in this iteration.
+    acknowledged: AtomicU64,
+    /// Woken at each acknowledgement.
+    progress: tokio::sync::Notify,
+}
+
 /// Pushes from one client until the server dies; records what was acked.
 async fn client(
     http: reqwest::Client,
@@ -70,6 +87,7 @@ async fn client(
     seed: u64,
     acked: Arc<Mutex<Acked>>,
     first_seq: u64,
+    iteration: Arc<Iteration>,
 ) -> u64 {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut seq = first_seq;
@@ -88,13 +106,25 @@ async fn client(
             .body(body)
             .send()
             .await;
-        let Ok(answer) = answer else { return seq };
-        if !answer.status().is_success() {
-            return seq;
-        }
-        let Ok(answer) = answer.json::<AppendResponse>().await else {
-            return seq;
+        // A connection lost to the kill ends the client; anything else
+        // that is not a success fails the test.
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(_) if iteration.killing.load(Ordering::SeqCst) => return seq,
+            Err(e) => panic!("client {id}: push failed before the kill: {e}"),
         };
+        let status = answer.status();
+        let body = match answer.bytes().await {
+            Ok(body) => body,
+            Err(_) if iteration.killing.load(Ordering::SeqCst) => return seq,
+            Err(e) => panic!("client {id}: answer cut before the kill: {e}"),
+        };
+        assert!(
+            status.is_success(),
+            "client {id}: push refused with {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let answer: AppendResponse = serde_json::from_slice(&body).unwrap();
         assert_eq!(answer.records, count as usize);
         assert_eq!(
             answer.partitions.len(),
@@ -113,6 +143,9 @@ async fn client(
                 range.partition
             );
         }
+        drop(acked);
+        iteration.acknowledged.fetch_add(1, Ordering::SeqCst);
+        iteration.progress.notify_waiters();
         seq += count;
     }
 }
@@ -201,6 +234,11 @@ async fn acknowledged_records_survive_sigkill() {
     for iteration in 0..iterations {
         let running = server.take().unwrap();
         let url = running.url.clone();
+        let shared = Arc::new(Iteration {
+            killing: AtomicBool::new(false),
+            acknowledged: AtomicU64::new(0),
+            progress: tokio::sync::Notify::new(),
+        });
         let clients: Vec<_> = (0..CLIENTS)
             .map(|id| {
                 tokio::spawn(client(
@@ -210,10 +248,24 @@ async fn acknowledged_records_survive_sigkill() {
                     rng.random(),
                     Arc::clone(&acked),
                     next_seq[id] + 1_000_000 * iteration as u64,
+                    Arc::clone(&shared),
                 ))
             })
             .collect();
+        // The (re)started node must take pushes before it is killed again.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while shared.acknowledged.load(Ordering::SeqCst) == 0 {
+                let woken = shared.progress.notified();
+                if shared.acknowledged.load(Ordering::SeqCst) > 0 {
+                    break;
+                }
+                woken.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("iteration {iteration}: no push acknowledged within 30 s"));
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..700))).await;
+        shared.killing.store(true, Ordering::SeqCst);
         running.kill();
         for (id, c) in clients.into_iter().enumerate() {
             next_seq[id] = tokio::time::timeout(Duration::from_secs(30), c)
@@ -234,7 +286,10 @@ async fn acknowledged_records_survive_sigkill() {
             .await
             .unwrap();
         let stored: u64 = view.status.iter().map(|p| p.next_offset).sum();
-        eprintln!("iteration {iteration}: {found} acknowledged records verified, {stored} stored");
+        eprintln!(
+            "iteration {iteration}: {} requests acknowledged before the kill; {found} acknowledged records verified, {stored} stored",
+            shared.acknowledged.load(Ordering::SeqCst)
+        );
         server = Some(restarted);
     }
     let last = server.take().unwrap();
