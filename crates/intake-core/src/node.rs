@@ -654,18 +654,79 @@ impl Node {
     /// # Errors
     /// [`Error::StreamNotFound`] when it does not exist and may not be made.
     pub async fn stream_for_push(&self, name: &str) -> Result<Arc<Stream>> {
+        self.stream_for_push_as(name, || StreamDefinition::new(name))
+            .await
+    }
+
+    /// A stream by name, created from `definition` (named `name`) when it
+    /// does not exist and `auto_create_streams` is on.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`] when it does not exist and may not be
+    /// made; the errors of [`Node::create_stream`].
+    pub async fn stream_for_push_as(
+        &self,
+        name: &str,
+        definition: impl FnOnce() -> StreamDefinition,
+    ) -> Result<Arc<Stream>> {
         match self.stream(name) {
             Err(Error::StreamNotFound { .. }) if self.config.auto_create_streams => {
-                // Boxed: the catalog's future is large, and inline it would
-                // be copied with every push's future, made or not.
-                let create = Box::pin(self.create_stream(StreamDefinition::new(name)));
-                match create.await {
-                    Ok(s) => Ok(s),
-                    Err(Error::StreamExists { .. }) => self.stream(name),
-                    Err(e) => Err(e),
-                }
+                self.create_for_push(definition(), || self.stream(name).ok())
+                    .await
             }
             other => other,
+        }
+    }
+
+    /// The stream a face's binding leads to (`found`: an InLong pair, a
+    /// DataHubId), created from `definition`, which binds it, when there is
+    /// none and `auto_create_streams` is on. `Ok(None)`: none, and the
+    /// option is off.
+    ///
+    /// # Errors
+    /// The errors of [`Node::create_stream`]; [`Error::InvalidDefinition`]
+    /// when a stream of the definition's name exists without the binding.
+    pub async fn bound_stream_for_push(
+        &self,
+        found: impl Fn(&Self) -> Option<Arc<Stream>>,
+        definition: impl FnOnce() -> StreamDefinition,
+    ) -> Result<Option<Arc<Stream>>> {
+        if let Some(stream) = found(self) {
+            return Ok(Some(stream));
+        }
+        if !self.config.auto_create_streams {
+            return Ok(None);
+        }
+        self.create_for_push(definition(), || found(self))
+            .await
+            .map(Some)
+    }
+
+    /// Creates `def` for a push that found no stream; when a stream of its
+    /// name exists (a concurrent push made it first), `found` must find it.
+    async fn create_for_push(
+        &self,
+        def: StreamDefinition,
+        found: impl Fn() -> Option<Arc<Stream>>,
+    ) -> Result<Arc<Stream>> {
+        let name = def.name.clone();
+        // Boxed: the catalog's future is large, and inline it would be
+        // copied with every push's future, made or not.
+        let create = Box::pin(self.create_stream(def));
+        match create.await {
+            Ok(stream) => {
+                tracing::info!(stream = %name, "stream created by auto_create_streams");
+                Ok(stream)
+            }
+            Err(Error::StreamExists { .. }) => found().ok_or_else(|| {
+                Error::definition(
+                    "name",
+                    format!(
+                        "auto_create_streams would make stream {name:?}, but a stream of that name exists without this binding; add the binding to it"
+                    ),
+                )
+            }),
+            Err(e) => Err(e),
         }
     }
 

@@ -37,6 +37,7 @@ use std::collections::HashMap;
 
 use intake_core::{Error as CoreError, IngestOutcome, IngestRequest, Item, LogError};
 use intake_format::FormatError;
+use intake_format::api::{Format, StreamDefinition};
 use intake_forward::BrokerPosition;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -89,6 +90,17 @@ pub(crate) enum CkafkaError {
     /// No stream is bound to the DataHubId.
     #[error("the DataHubId {0:?} does not exist")]
     DataHubNotFound(String),
+    /// No stream is bound to the DataHubId, and `auto_create_streams`
+    /// could not make one.
+    #[error(
+        "the DataHubId {datahub_id:?} does not exist, and auto_create_streams cannot make a stream for it: {reason}"
+    )]
+    DataHubNotCreated {
+        /// The DataHubId sent.
+        datahub_id: String,
+        /// Why the stream could not be made.
+        reason: String,
+    },
     /// The stream is paused (the DataHub task is suspended).
     #[error("task status suspended [{0}]")]
     Suspended(String),
@@ -131,6 +143,16 @@ struct ErrorDetail<'a> {
     message: String,
 }
 
+/// The stream `auto_create_streams` makes for a `SendMessage` to an
+/// unbound DataHubId: named after it, bound to it, storing each `Body` as
+/// it is (`binary`).
+fn auto_created_definition(datahub_id: &str) -> StreamDefinition {
+    let mut definition = StreamDefinition::new(datahub_id);
+    definition.format = Format::Binary;
+    definition.bindings.datahub_id = Some(datahub_id.to_owned());
+    definition
+}
+
 /// Renders every CKafka refusal: HTTP 200, `Content-Type:
 /// application/json`, the API 3.0 error envelope, and `Retry-After` when
 /// retrying later can succeed.
@@ -141,7 +163,7 @@ pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
         E::InvalidAction(_) => "not_found",
         E::NotJson(_) => "malformed_body",
         E::UnknownParameter(_) | E::InvalidParameterValue { .. } => "bad_request",
-        E::DataHubNotFound(_) => "stream_not_found",
+        E::DataHubNotFound(_) | E::DataHubNotCreated { .. } => "stream_not_found",
         E::Suspended(_) => "stream_paused",
         E::Signature(_) => "unauthorized",
         E::Api(api) => api.code(),
@@ -152,7 +174,7 @@ pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
         E::NotJson(_) => ("InvalidParameter", None),
         E::UnknownParameter(_) => ("UnknownParameter", None),
         E::InvalidParameterValue { .. } => ("InvalidParameterValue", None),
-        E::DataHubNotFound(_) => ("ResourceNotFound", None),
+        E::DataHubNotFound(_) | E::DataHubNotCreated { .. } => ("ResourceNotFound", None),
         E::Suspended(_) => ("FailedOperation", None),
         E::Signature(e) => (e.code(), None),
         E::Api(api) => {
@@ -315,7 +337,18 @@ async fn send_message(
     let (datahub_id, messages) = parse_request(&body)?;
     let stream = state
         .node
-        .stream_by_datahub(&datahub_id)
+        .bound_stream_for_push(
+            |node| node.stream_by_datahub(&datahub_id),
+            || auto_created_definition(&datahub_id),
+        )
+        .await
+        .map_err(|e| match e {
+            CoreError::InvalidDefinition { reason, .. } => CkafkaError::DataHubNotCreated {
+                datahub_id: datahub_id.clone(),
+                reason,
+            },
+            other => ApiError::from(other).into(),
+        })?
         .ok_or_else(|| CkafkaError::DataHubNotFound(datahub_id.clone()))?;
     authorize(state, parts, &datahub_id, &stream, &sent)?;
     let items = messages

@@ -30,6 +30,7 @@ use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use intake_core::{Error as CoreError, Header, IngestRequest, Item, Items, LogError, now_ms};
+use intake_format::api::{Format, InlongBinding, StreamDefinition};
 use percent_encoding::percent_decode;
 use serde::Serialize;
 
@@ -129,6 +130,19 @@ pub(crate) enum InlongError {
         /// The streamId sent.
         stream_id: String,
     },
+    /// No stream is bound to the pair, and `auto_create_streams` could not
+    /// make one.
+    #[error(
+        "Unconfigured groupId or streamId: no stream is bound to groupId {group_id:?} and streamId {stream_id:?}, and auto_create_streams cannot make stream \"{group_id}.{stream_id}\": {reason}"
+    )]
+    NotCreated {
+        /// The groupId sent.
+        group_id: String,
+        /// The streamId sent.
+        stream_id: String,
+        /// Why the stream could not be made.
+        reason: String,
+    },
     /// `cnt` is not a count, or not the number of records in `body`.
     #[error(
         "Msg body items invalid: cnt is {declared:?} but body holds {found} record(s) joined by \\n"
@@ -170,7 +184,7 @@ pub(crate) fn render(err: InlongError, callback: Option<&str>) -> Response {
     crate::metrics::note_refusal(match &err {
         E::GroupIdMissing | E::StreamIdMissing | E::BodyMissing => "missing_parameter",
         E::BodyBlank => "empty_body",
-        E::Unconfigured { .. } => "stream_not_found",
+        E::Unconfigured { .. } | E::NotCreated { .. } => "stream_not_found",
         E::CountMismatch { .. } => "invalid_record",
         E::BadCallback => "bad_request",
         E::Api(api) => api.code(),
@@ -180,7 +194,7 @@ pub(crate) fn render(err: InlongError, callback: Option<&str>) -> Response {
         E::StreamIdMissing => (code::STREAM_ID_REQUIRED, None),
         E::BodyMissing => (code::BODY_REQUIRED, None),
         E::BodyBlank => (code::EMPTY_MESSAGE, None),
-        E::Unconfigured { .. } => (code::UNCONFIGURED, None),
+        E::Unconfigured { .. } | E::NotCreated { .. } => (code::UNCONFIGURED, None),
         E::CountMismatch { .. } => (code::ITEMS_INVALID, None),
         E::BadCallback => (code::DECODE_FAILURE, None),
         E::Api(api) => {
@@ -255,6 +269,19 @@ fn api_code(err: &ApiError) -> u32 {
         ApiError::Unauthorized(_) => code::UNAUTHORIZED,
         ApiError::Forbidden(_) => code::FORBIDDEN,
     }
+}
+
+/// The stream `auto_create_streams` makes for a report to an unbound
+/// pair: `{groupId}.{streamId}`, bound to the pair, storing each line as it
+/// is (`binary`), as InLong carries any bytes.
+fn auto_created_definition(group_id: &str, stream_id: &str) -> StreamDefinition {
+    let mut definition = StreamDefinition::new(format!("{group_id}.{stream_id}"));
+    definition.format = Format::Binary;
+    definition.bindings.inlong.push(InlongBinding {
+        group_id: group_id.to_owned(),
+        stream_id: stream_id.to_owned(),
+    });
+    definition
 }
 
 /// An HTTP 200 answer with `body`, JSONP-wrapped for `callback`.
@@ -490,7 +517,19 @@ async fn report(
     };
     let stream = state
         .node
-        .stream_by_inlong(group, stream_name)
+        .bound_stream_for_push(
+            |node| node.stream_by_inlong(group, stream_name),
+            || auto_created_definition(group, stream_name),
+        )
+        .await
+        .map_err(|e| match e {
+            CoreError::InvalidDefinition { reason, .. } => InlongError::NotCreated {
+                group_id: text(group_id),
+                stream_id: text(stream_id),
+                reason,
+            },
+            other => other.into(),
+        })?
         .ok_or_else(unconfigured)?;
     crate::auth::check_write(state, caller, stream.name())?;
     let timestamp = params

@@ -35,6 +35,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use intake_core::{Error as CoreError, IngestRequest, Item, LogError, Record, Stream};
+use intake_format::api::{Format, StreamDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -398,7 +399,19 @@ async fn produce_records(
         .into());
     };
     let body = read_body(headers, body, state.limits.max_body_bytes, &state.limits).await?;
-    let stream = state.node.stream_for_push(topic).await?;
+    // A topic auto_create_streams makes stores values as the request
+    // embeds them: JSON as JSON, binary as bytes.
+    let stream = state
+        .node
+        .stream_for_push_as(topic, || {
+            let mut definition = StreamDefinition::new(topic.as_str());
+            definition.format = match embedded {
+                Embedded::Json => Format::Json,
+                Embedded::Binary => Format::Binary,
+            };
+            definition
+        })
+        .await?;
     let items = parse_produce(&body, embedded, path_partition)?;
     let outcome = state
         .ingest(&stream, from, IngestRequest::items(items))
