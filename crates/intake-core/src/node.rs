@@ -1135,6 +1135,33 @@ impl Node {
     /// Catalog or log errors; what was applied before the error stays.
     pub async fn reconcile(&self, definitions: Vec<StreamDefinition>, persist: bool) -> Result<()> {
         let _guard = self.changes.lock().await;
+        self.reconcile_locked(definitions, persist).await
+    }
+
+    /// [`Node::reconcile`] with a manager's list, persisted, unless the
+    /// manager lists no stream while this node has some: that is more
+    /// likely a manager started on an empty data directory than a
+    /// deliberate deletion of everything, and nothing is changed (`false`).
+    /// Checked under the same lock as the changes, so a stream created
+    /// here meanwhile is never taken for one the manager deleted.
+    ///
+    /// # Errors
+    /// As [`Node::reconcile`].
+    pub async fn reconcile_from_manager(&self, definitions: Vec<StreamDefinition>) -> Result<bool> {
+        let _guard = self.changes.lock().await;
+        if definitions.is_empty() && !self.registry().streams.is_empty() {
+            return Ok(false);
+        }
+        self.reconcile_locked(definitions, true)
+            .await
+            .map(|()| true)
+    }
+
+    async fn reconcile_locked(
+        &self,
+        definitions: Vec<StreamDefinition>,
+        persist: bool,
+    ) -> Result<()> {
         let registry = self.registry();
         let mut streams = registry.streams.clone();
         let mut changed = false;

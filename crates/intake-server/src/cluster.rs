@@ -147,20 +147,17 @@ pub fn spawn_membership(
                 }
             }
             match fetch_streams(&http, &base).await {
-                // A manager that lists no stream while this node has some is
-                // more likely a manager started on an empty data directory
-                // than a deliberate deletion of everything: keep serving.
-                Ok(list) if list.streams.is_empty() && !state.node.streams().is_empty() => {
-                    tracing::warn!(manager = %base, "the manager lists no stream; keeping this node's streams (delete them on the node itself)");
-                }
                 Ok(list) => {
                     let defs = list.streams.into_iter().map(|v| v.definition).collect();
-                    match state.node.reconcile(defs, true).await {
-                        Ok(()) if !synced_once => {
+                    match state.node.reconcile_from_manager(defs).await {
+                        Ok(false) => {
+                            tracing::warn!(manager = %base, "the manager lists no stream; keeping this node's streams (delete them on the node itself)");
+                        }
+                        Ok(true) if !synced_once => {
                             synced_once = true;
                             tracing::info!(manager = %base, "streams synced from the manager");
                         }
-                        Ok(()) => {}
+                        Ok(true) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "syncing streams from the manager failed")
                         }
