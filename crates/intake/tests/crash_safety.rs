@@ -65,6 +65,15 @@ impl Server {
     }
 }
 
+/// A failed test does not leave its node running (it would hold the test
+/// harness's output pipe open).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The exact JSON text of every acknowledged record, by (partition, offset).
 type Acked = HashMap<(u32, u64), String>;
 
