@@ -22,10 +22,12 @@
 #     an error on purpose); otherwise such an example says `|| ...` with a
 #     comment saying why;
 #   - no INTAKE_* variable of the caller's environment is set.
-# Before each file, the ports its commands name (host:PORT) must be free,
-# except NATS (4222) and PostgreSQL (5432), which must answer. After each
-# file, and on any failure, every process it started is stopped (its process
-# group: SIGTERM, then SIGKILL after 10 s) and the directory removed.
+# Before each file, 46802 and the ports its commands name (host:PORT) must
+# be free, except NATS (4222) and PostgreSQL (5432), which must answer; a
+# file that starts tansu needs it installed. After each file, and on any
+# failure, every process it started is stopped (its process group: SIGTERM,
+# then SIGKILL after 10 s) and the directory removed. A file still running
+# after DOCS_FILE_TIMEOUT seconds (default 90) fails.
 #
 # A block preceded by the line `<!-- not run by tests/docs/run.sh: REASON -->`
 # is skipped (README's first block: the foreground node and ./test.sh, which
@@ -39,13 +41,14 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$root/tests/docs"
+files=()
+for f in "$@"; do
+  [ -f "$f" ] || { echo "tests/docs/run.sh: no file $f" >&2; exit 1; }
+  f=$(cd "$(dirname "$f")" && pwd)/$(basename "$f")
+  files+=("${f#"$root"/}")
+done
 cd "$root"
-
-if [ $# -gt 0 ]; then
-  files=("$@")
-else
-  files=(README.md docs/*.md)
-fi
+[ ${#files[@]} -gt 0 ] || files=(README.md docs/*.md)
 # A file per bash process may take this long before it counts as hung.
 file_timeout=${DOCS_FILE_TIMEOUT:-90}
 services=(4222 5432) # must answer, not be free
@@ -55,10 +58,18 @@ python3 "$here/mdcheck.py" links "${files[@]}" || {
   exit 1
 }
 
-intake_bin=${INTAKE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/intake}
-if [ ! -x "$intake_bin" ]; then
-  echo "building $intake_bin (cargo build -p intake --locked --quiet)" >&2
-  cargo build -p intake --locked --quiet
+if [ -n "${INTAKE_BIN-}" ]; then
+  intake_bin=$INTAKE_BIN
+  [ -x "$intake_bin" ] || {
+    echo "tests/docs/run.sh: INTAKE_BIN=$intake_bin is not an executable" >&2
+    exit 1
+  }
+else
+  intake_bin=${CARGO_TARGET_DIR:-$root/target}/debug/intake
+  if [ ! -x "$intake_bin" ]; then
+    echo "building $intake_bin (cargo build -p intake --locked --quiet)" >&2
+    cargo build -p intake --locked --quiet
+  fi
 fi
 intake_bin=$(cd "$(dirname "$intake_bin")" && pwd)/$(basename "$intake_bin")
 
@@ -129,7 +140,7 @@ for file in "${files[@]}"; do
     echo "ok $name: 0 blocks$skipped_note"
     continue
   fi
-  for port in $ports; do
+  for port in $(printf '%s\n' 46802 $ports | sort -un); do
     if [[ " ${services[*]} " == *" $port "* ]]; then
       listening "$port" || {
         echo "FAIL $name: its examples need a service on 127.0.0.1:$port (4222 NATS with JetStream, 5432 PostgreSQL); nothing answers there" >&2
