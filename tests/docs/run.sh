@@ -21,13 +21,17 @@
 #     -f itself or prints the status with -w/--write-out (an example showing
 #     an error on purpose); otherwise such an example says `|| ...` with a
 #     comment saying why;
-#   - no INTAKE_* variable of the caller's environment is set.
+#   - no INTAKE_* variable of the caller's environment is set;
+#   - a node (`intake serve`, `intake manager`) that stops with an error
+#     fails the file at once, rather than leaving a wait loop to time out.
 # Before each file, 46802 and the ports its commands name (host:PORT) must
 # be free, except NATS (4222) and PostgreSQL (5432), which must answer; a
 # file that starts tansu needs it installed. After each file, and on any
 # failure, every process it started is stopped (its process group: SIGTERM,
 # then SIGKILL after 10 s) and the directory removed. A file still running
-# after DOCS_FILE_TIMEOUT seconds (default 90) fails.
+# after DOCS_FILE_TIMEOUT seconds (default 90) fails. The ports are in the
+# kernel's ephemeral range, so another program may take one for a moment: a
+# file that failed with "Address already in use" is run once more.
 #
 # A block preceded by the line `<!-- not run by tests/docs/run.sh: REASON -->`
 # is skipped (README's first block: the foreground node and ./test.sh, which
@@ -93,7 +97,30 @@ trap 'stop_group; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$work/bin"
-ln -s "$intake_bin" "$work/bin/intake"
+# `intake` for the examples: the binary; a node (serve, manager) that stops
+# with an error leaves a note in $__out/node-failed, so the run fails at
+# once instead of waiting on the node. Signals go on to the node, so `kill
+# $!` and `wait $!` behave as with the binary itself.
+cat >"$work/bin/intake" <<WRAPPER
+#!/usr/bin/env bash
+case \${1-} in
+  serve | manager) ;;
+  *) exec "$intake_bin" "\$@" ;;
+esac
+"$intake_bin" "\$@" &
+child=\$!
+trap 'kill -TERM \$child 2>/dev/null' TERM
+trap 'kill -INT \$child 2>/dev/null' INT
+while :; do
+  wait \$child && status=0 || status=\$?
+  kill -0 \$child 2>/dev/null || break
+done
+if [ \$status != 0 ]; then
+  echo "intake \$* exited with status \$status" >>"\$__out/node-failed"
+fi
+exit \$status
+WRAPPER
+chmod +x "$work/bin/intake"
 cat >"$work/prelude.sh" <<'PRELUDE'
 # Sourced first by every file's script (see tests/docs/run.sh).
 cargo() {
@@ -126,41 +153,13 @@ __block() {
 trap 'echo "$LINENO" >"$__out/failed"' ERR
 PRELUDE
 
-status=0
-for file in "${files[@]}"; do
-  name=${file#"$root"/}
-  case $file in /*) ;; *) file="$root/$file" ;; esac
-  dir="$work/run"
-  rm -rf "$dir"
-  mkdir -p "$dir/cwd" "$dir/out"
-  read -r nblocks nskipped ports < <(python3 "$here/mdcheck.py" blocks "$file" "$dir/out")
-  skipped_note=
-  [ "$nskipped" = 0 ] || skipped_note=", $nskipped skipped"
-  if [ "$nblocks" = 0 ]; then
-    echo "ok $name: 0 blocks$skipped_note"
-    continue
-  fi
-  for port in $(printf '%s\n' 46802 $ports | sort -un); do
-    if [[ " ${services[*]} " == *" $port "* ]]; then
-      listening "$port" || {
-        echo "FAIL $name: its examples need a service on 127.0.0.1:$port (4222 NATS with JetStream, 5432 PostgreSQL); nothing answers there" >&2
-        status=1
-        continue 2
-      }
-    elif listening "$port"; then
-      echo "FAIL $name: port $port, which its examples use, is taken by another process; stop it first" >&2
-      status=1
-      continue 2
-    fi
-  done
-  if grep -q '^[^#]*\btansu broker' "$dir/out/script.sh" &&
-    ! PATH="$PATH:$HOME/.cargo/bin" command -v tansu >/dev/null; then
-    echo "FAIL $name: its examples start tansu, which is not installed (cargo install tansu --version 0.6.0 --features dynostore --locked)" >&2
-    status=1
-    continue
-  fi
-
-  started=$SECONDS
+# Runs the blocks of $file (already in $dir/out) and answers 0 when they
+# passed; otherwise prints why on stderr. Sets `port_race` when a port was
+# taken while the file ran (the ports are in the ephemeral range, so a
+# client or a test elsewhere may hold one for a moment).
+run_file() {
+  local rc= n line started=$SECONDS deadline=$((SECONDS + file_timeout))
+  port_race=
   (
     cd "$dir/cwd"
     for v in $(compgen -e | grep '^INTAKE_' || true); do unset "$v"; done
@@ -169,10 +168,11 @@ for file in "${files[@]}"; do
     exec setsid bash -c 'set -euo pipefail; source "$1"; source "$2"' docs "$work/prelude.sh" "$dir/out/script.sh"
   ) </dev/null >"$dir/out/out.0" 2>&1 &
   pgid=$!
-  rc=
-  deadline=$((SECONDS + file_timeout))
   while kill -0 "$pgid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
+    if [ -s "$dir/out/node-failed" ]; then
+      rc=node
+      break
+    elif [ "$SECONDS" -ge "$deadline" ]; then
       rc=timeout
       break
     fi
@@ -189,18 +189,19 @@ for file in "${files[@]}"; do
   fi
   if [ "$rc" = 0 ] && [ "$n" = done ]; then
     echo "ok $name: $nblocks blocks run$skipped_note ($((SECONDS - started)) s)"
-    continue
+    return 0
   fi
-  status=1
+  grep -q 'Address already in use' "$dir"/out/out.* && port_race=1
   {
     echo
-    if [ "$rc" = timeout ]; then
-      echo "FAIL $name:$line: block $n still running after ${file_timeout} s"
-    else
-      echo "FAIL $name:$line: block $n exited with status $rc"
-    fi
+    case $rc in
+      timeout) echo "FAIL $name:$line: block $n still running after ${file_timeout} s" ;;
+      node) echo "FAIL $name:$line: a node stopped with an error while block $n ran: $(cat "$dir/out/node-failed")" ;;
+      *) echo "FAIL $name:$line: block $n exited with status $rc" ;;
+    esac
     if [ -s "$dir/out/failed" ] && [ "$n" != 0 ] && [ "$n" != done ]; then
       # the script line of the failed command, as a line of the markdown file
+      local at marker
       read -r at <"$dir/out/failed"
       marker=$(grep -n "^__block $n " "$dir/out/script.sh" | cut -d: -f1)
       at=$((line + at - marker - 1))
@@ -217,6 +218,52 @@ for file in "${files[@]}"; do
     echo
     echo "---"
   } >&2
+  return 1
+}
+
+status=0
+for file in "${files[@]}"; do
+  name=${file#"$root"/}
+  case $file in /*) ;; *) file="$root/$file" ;; esac
+  dir="$work/run"
+  for attempt in 1 2; do
+    rm -rf "$dir"
+    mkdir -p "$dir/cwd" "$dir/out"
+    read -r nblocks nskipped ports < <(python3 "$here/mdcheck.py" blocks "$file" "$dir/out")
+    skipped_note=
+    [ "$nskipped" = 0 ] || skipped_note=", $nskipped skipped"
+    if [ "$nblocks" = 0 ]; then
+      echo "ok $name: 0 blocks$skipped_note"
+      continue 2
+    fi
+    for port in $(printf '%s\n' 46802 $ports | sort -un); do
+      if [[ " ${services[*]} " == *" $port "* ]]; then
+        listening "$port" || {
+          echo "FAIL $name: its examples need a service on 127.0.0.1:$port (4222 NATS with JetStream, 5432 PostgreSQL); nothing answers there" >&2
+          status=1
+          continue 3
+        }
+      elif listening "$port"; then
+        echo "FAIL $name: port $port, which its examples use, is taken by another process; stop it first" >&2
+        status=1
+        continue 3
+      fi
+    done
+    if grep -q '^[^#]*\btansu broker' "$dir/out/script.sh" &&
+      ! PATH="$PATH:$HOME/.cargo/bin" command -v tansu >/dev/null; then
+      echo "FAIL $name: its examples start tansu, which is not installed (cargo install tansu --version 0.6.0 --features dynostore --locked)" >&2
+      status=1
+      continue 2
+    fi
+    run_file && continue 2
+    if [ "$attempt" = 1 ] && [ -n "$port_race" ]; then
+      echo "$name: a port was taken by another process while it ran (above); running it once more" >&2
+      sleep 1
+      continue
+    fi
+    status=1
+    break
+  done
 done
 if [ "$status" = 0 ]; then
   echo "docs: ${#files[@]} files passed in $SECONDS s"
