@@ -15,8 +15,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{LogFormatArg, ServeArgs};
 
-/// Environment variables that are not config keys.
-const NOT_CONFIG: &[&str] = &["config", "url", "log"];
+/// Environment variables that are not config keys: the client commands'
+/// `INTAKE_URL` and `INTAKE_TOKEN` (exported in a shell that also starts a
+/// node), the config file's path, the log filter.
+const NOT_CONFIG: &[&str] = &["config", "url", "token", "log"];
 
 /// The config from defaults, the file, `INTAKE_*` variables and flags, in
 /// that order of precedence (last wins).

@@ -501,7 +501,14 @@ async fn token_commands_create_list_and_revoke() {
     let node = Intake::serve_with_env(
         data.path(),
         &[],
-        &[("INTAKE_AUTH", "tokens"), ("INTAKE_ADMIN_TOKEN", ADMIN)],
+        &[
+            ("INTAKE_AUTH", "tokens"),
+            ("INTAKE_ADMIN_TOKEN", ADMIN),
+            // The client commands' variables, exported in the same shell
+            // as the docs show: not settings of the node.
+            ("INTAKE_TOKEN", ADMIN),
+            ("INTAKE_URL", "http://127.0.0.1:9"),
+        ],
     );
     ok(intake(
         &node,
