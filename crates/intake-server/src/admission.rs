@@ -7,7 +7,7 @@
 //! limit, timeout and error handling would: it wraps every request, so
 //! each layer there was paid on every request (together with the outer
 //! router the listeners no longer need, about 14% of intake's user CPU per
-//! single-record push; README "Benchmarks" has the measurement). The
+//! single-record push; docs/benchmarks.md has the measurement). The
 //! statuses are the ones those layers gave.
 //!
 //! - Draining: after a shutdown signal the listener stops accepting, but a

@@ -1,5 +1,5 @@
 //! `intake.toml`: every setting of a node. Each field's doc comment is its
-//! user documentation (the README's reference is written from them).
+//! user documentation (docs/configuration.md is written from them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ pub struct Config {
     #[serde(alias = "httpServerTls", skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsConfig>,
     /// `off` (default: anyone may do anything) or `tokens` (requests need
-    /// a token with the fitting scope; see the README's Tokens section).
+    /// a token with the fitting scope; see docs/security.md).
     pub auth: crate::auth::AuthMode,
     /// A token with the `admin` scope that is not in the catalog, to make
     /// the first tokens with (`INTAKE_ADMIN_TOKEN`); at least 16 bytes.

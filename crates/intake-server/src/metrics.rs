@@ -122,7 +122,7 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// Every metric: name, type, unit and help text (the README's table is
+/// Every metric: name, type, unit and help text (the table of docs/operations.md is
 /// written from this list).
 const DESCRIPTIONS: &[(&str, &str, Option<Unit>, &str)] = &[
     (
@@ -277,7 +277,7 @@ const DESCRIPTIONS: &[(&str, &str, Option<Unit>, &str)] = &[
     ),
 ];
 
-/// The description list, for the README check.
+/// The description list, for the check that docs/operations.md has them.
 pub fn metric_names() -> impl Iterator<Item = &'static str> {
     DESCRIPTIONS.iter().map(|(name, ..)| *name)
 }

@@ -1,7 +1,7 @@
 //! `/metrics` after a known mix of traffic on every face: each counter
 //! holds exactly what was sent, refusals are counted by reason, the log's
 //! histograms saw every append, and two nodes in one process never share a
-//! figure. Every metric is documented in the README.
+//! figure. Every metric is documented in docs/operations.md.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -257,11 +257,11 @@ async fn counters_match_the_traffic_sent() {
 
 #[test]
 fn every_metric_is_documented_in_the_readme() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/operations.md");
     for name in metric_names() {
         assert!(
             readme.contains(&format!("`{name}`")),
-            "{name} is not in the README"
+            "{name} is not in docs/operations.md"
         );
     }
 }

@@ -85,7 +85,7 @@ enum Command {
         #[arg(long)]
         partition: Option<u32>,
     },
-    /// Load a stream through one of its faces and measure (see README).
+    /// Load a stream through one of its faces and measure (see docs/cli.md).
     Bench {
         #[command(flatten)]
         target: Target,
