@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Every test: the Rust workspace, then the dashboard end to end in headless
-# Chromium (tests/dashboard). Arguments go to cargo test (e.g. --locked).
+# Every test, on a fresh machine too: tests/setup.sh installs and starts
+# what the tests need (tansu, Chromium, Node packages, the Tencent SDK,
+# NATS and PostgreSQL when none answers), then the Rust workspace, the
+# shell examples of README.md and docs/, and the dashboard end to end in
+# headless Chromium. Arguments go to cargo (e.g. --locked).
 set -euo pipefail
 cd "$(dirname "$0")"
+source tests/setup.sh
+
+# The workspace builds while tansu may still be building in the background.
+cargo test --workspace --no-run "$@"
+wait_for_tansu
 cargo test --workspace "$@"
-# The dashboard test runs the debug binary that cargo test built.
+
+# The docs' examples and the dashboard test run the debug binary.
 cargo build -p intake "$@"
-cd tests/dashboard
-[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
-npm test
+tests/docs/run.sh
+(cd tests/dashboard && npm test)

@@ -13,7 +13,7 @@
 //!   partition and offset; with the broker cut off a push waits, then gets
 //!   503 with `Retry-After`.
 //!
-//! The tests fail when tansu is not installed (`.ci/run` installs it).
+//! The tests fail when tansu is not installed (`./test.sh` installs it).
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,

@@ -5,7 +5,7 @@
 //! A binding with credentials checks the SDK's TC3-HMAC-SHA256 signature:
 //! the right key passes, a wrong key, an unknown SecretId and a clock six
 //! minutes off get their `AuthFailure.*` codes.
-//! Needs `python3` with that package (`.ci/run` installs it); the test fails
+//! Needs `python3` with that package (`./test.sh` installs it); the test fails
 //! when it is missing.
 #![allow(
     clippy::unwrap_used,
