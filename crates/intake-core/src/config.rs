@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use intake_format::api::StreamDefinition;
-use intake_log::{PartitionConfig, RecoveryMode};
+use intake_log::{LogConfig, PartitionConfig, RecoveryMode};
 use serde::{Deserialize, Serialize};
 
 /// Log tuning shared by every partition (`[log]` in `intake.toml`).
@@ -20,8 +20,8 @@ pub struct LogSettings {
     /// Appends to one partition are refused (503 + Retry-After) while this
     /// many bytes wait to be written (default 256 MiB).
     pub max_pending_bytes: u64,
-    /// One write coalesces waiting appends up to this many bytes (default
-    /// 8 MiB).
+    /// One group commit coalesces waiting appends, of every stream, up to
+    /// this many bytes (default 8 MiB).
     pub max_group_bytes: usize,
     /// Under fsync = "always", a group of appends much smaller than the
     /// previous one waits up to this long for more before its fsync
@@ -35,6 +35,11 @@ pub struct LogSettings {
     /// tail instead of truncating it (default false: truncate, since a torn
     /// tail was never acknowledged).
     pub refuse_torn_tail: bool,
+    /// The journal every partition's appends go through starts a new file
+    /// at this size; full files are deleted once the segments they cover
+    /// are synced. A restart after a crash replays at most about two
+    /// files (default 32 MiB).
+    pub journal_file_bytes: u64,
     /// How often retention runs (default "30s").
     #[serde(with = "humantime_serde")]
     pub retention_check_interval: Duration,
@@ -43,12 +48,14 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         let p = PartitionConfig::default();
+        let log = LogConfig::default();
         Self {
             segment_bytes: p.segment_bytes,
             index_interval_bytes: p.index_interval_bytes,
             max_pending_bytes: p.max_pending_bytes,
-            max_group_bytes: p.max_group_bytes,
-            group_commit_delay: p.group_commit_delay,
+            max_group_bytes: log.max_group_bytes,
+            group_commit_delay: log.group_commit_delay,
+            journal_file_bytes: log.journal_file_bytes,
             verify_on_open: false,
             refuse_torn_tail: false,
             retention_check_interval: Duration::from_secs(30),
@@ -63,15 +70,27 @@ impl LogSettings {
             segment_bytes: self.segment_bytes,
             index_interval_bytes: self.index_interval_bytes,
             max_pending_bytes: self.max_pending_bytes,
+            verify_on_open: self.verify_on_open,
+            recovery: self.recovery(),
+            ..PartitionConfig::default()
+        }
+    }
+
+    /// The config of the node's log (its journal and commit thread).
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            journal_file_bytes: self.journal_file_bytes,
             max_group_bytes: self.max_group_bytes,
             group_commit_delay: self.group_commit_delay,
-            verify_on_open: self.verify_on_open,
-            recovery: if self.refuse_torn_tail {
-                RecoveryMode::AbsoluteConsistency
-            } else {
-                RecoveryMode::TolerateCorruptTail
-            },
-            ..PartitionConfig::default()
+            recovery: self.recovery(),
+        }
+    }
+
+    fn recovery(&self) -> RecoveryMode {
+        if self.refuse_torn_tail {
+            RecoveryMode::AbsoluteConsistency
+        } else {
+            RecoveryMode::TolerateCorruptTail
         }
     }
 }
@@ -247,6 +266,7 @@ mod tests {
         let back: LogSettings = serde_json::from_str(&text).unwrap();
         assert_eq!(back, s);
         s.partition_config().validate().unwrap();
+        s.log_config().validate().unwrap();
         let l: IngestLimits = serde_json::from_str("{}").unwrap();
         assert_eq!(l, IngestLimits::default());
     }

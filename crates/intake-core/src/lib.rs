@@ -43,7 +43,7 @@ pub use config::{CoreConfig, IngestLimits, LogSettings, check_node_id, stored_no
 pub use error::{Error, Result};
 pub use ingest::{IngestOutcome, IngestRequest, Item, Items, now_ms};
 pub use intake_log::{Error as LogError, Header, LogMetrics, Partition, ReadBatch, Record};
-pub use node::{LogMetricsFactory, Node, normalize_definition};
+pub use node::{Node, normalize_definition};
 pub use schemas::SchemaDir;
 pub use stream::Stream;
 pub use table::Table;

@@ -16,7 +16,7 @@ use intake_format::api::{
 };
 use intake_forward::StreamSinks;
 use intake_log::{
-    Filesystem, FsyncPolicy, LogMetrics, Partition, PartitionConfig, Retention, StdFilesystem,
+    Filesystem, FsyncPolicy, Log, LogMetrics, Partition, PartitionConfig, Retention, StdFilesystem,
 };
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -180,26 +180,14 @@ impl Registry {
     }
 }
 
-/// Makes the handles the partitions of the named stream record their
-/// figures into (see [`Node::observe_logs`]).
-pub type LogMetricsFactory = Arc<dyn Fn(&str) -> LogMetrics + Send + Sync>;
-
-/// A [`LogMetricsFactory`] once one is given.
-#[derive(Default)]
-struct LogObserver(OnceLock<LogMetricsFactory>);
-
-impl std::fmt::Debug for LogObserver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogObserver")
-            .field("set", &self.0.get().is_some())
-            .finish()
-    }
-}
+/// The handles the node's log and every partition record their figures
+/// into, once given (see [`Node::observe_logs`]).
+#[derive(Debug, Default)]
+struct LogObserver(OnceLock<LogMetrics>);
 
 impl LogObserver {
-    fn attach(&self, stream: &str, partitions: &[Arc<Partition>]) {
-        if let Some(factory) = self.0.get() {
-            let metrics = factory(stream);
+    fn attach(&self, partitions: &[Arc<Partition>]) {
+        if let Some(metrics) = self.0.get() {
             for p in partitions {
                 p.set_metrics(metrics.clone());
             }
@@ -212,7 +200,8 @@ impl LogObserver {
 pub struct Node {
     config: CoreConfig,
     catalog: Catalog,
-    fs: Arc<dyn Filesystem>,
+    /// The journal and commit thread every partition shares.
+    log: Log,
     registry: RwLock<Arc<Registry>>,
     /// Serialises changes to the set of streams.
     changes: tokio::sync::Mutex<()>,
@@ -477,12 +466,18 @@ impl Node {
             .log
             .partition_config()
             .validate()
+            .and_then(|()| config.log.log_config().validate())
             .map_err(|e| Error::definition("log", e.to_string()))?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
             op: "create",
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        let log = Log::open(
+            Arc::clone(&fs),
+            config.data_dir.clone(),
+            config.log.log_config(),
+        )?;
         let catalog = Catalog::connect(&config.catalog_url()).await?;
         let schemas: Arc<dyn SchemaFiles> = Arc::new(SchemaDir::new(config.schemas_dir()));
         for declared in &config.streams {
@@ -510,7 +505,7 @@ impl Node {
         let node = Arc::new(Self {
             config,
             catalog,
-            fs,
+            log,
             registry: RwLock::new(Arc::new(Registry::default())),
             changes: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
@@ -526,6 +521,16 @@ impl Node {
                 .await?;
             streams.insert(stream.name().to_owned(), Arc::new(stream));
         }
+        // Every partition is open: what a crash left in the journal goes
+        // back into their segments before the first append.
+        let log = node.log.clone();
+        tokio::task::spawn_blocking(move || log.replay())
+            .await
+            .map_err(|e| Error::Io {
+                op: "replay the journal in",
+                path: node.config.data_dir.display().to_string(),
+                source: std::io::Error::other(e),
+            })??;
         tracing::info!(streams = streams.len(), "streams opened");
         *node.registry.write() = Arc::new(Registry::build(streams));
         node.spawn_retention();
@@ -565,12 +570,12 @@ impl Node {
         let codec = RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
         let dir = self.stream_dir(&def.name);
         let config = self.partition_config(&def);
-        let fs = Arc::clone(&self.fs);
+        let log = self.log.clone();
         let count = def.partitions;
         let partitions = tokio::task::spawn_blocking(move || {
             (0..count)
                 .map(|p| {
-                    Partition::open(Arc::clone(&fs), dir.join(p.to_string()), config.clone())
+                    log.open_partition(dir.join(p.to_string()), config.clone())
                         .map(Arc::new)
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -581,7 +586,7 @@ impl Node {
             path: def.name.clone(),
             source: std::io::Error::other(e),
         })??;
-        self.log_observer.attach(&def.name, &partitions);
+        self.log_observer.attach(&partitions);
         let sinks = if def.sinks.is_empty() {
             None
         } else {
@@ -620,17 +625,17 @@ impl Node {
         Ok(Stream::new(def, codec, partitions, sinks, table))
     }
 
-    /// Has every partition, of the streams open now and of those created
-    /// later, record its append and fsync latencies and group-commit sizes
-    /// into the handles `factory` makes for its stream. Only the first call
-    /// takes effect.
-    pub fn observe_logs(&self, factory: LogMetricsFactory) {
-        if self.log_observer.0.set(factory).is_err() {
+    /// Has the log and every partition, of the streams open now and of
+    /// those created later, record append and fsync latencies and
+    /// group-commit sizes into `metrics`. Only the first call takes effect.
+    pub fn observe_logs(&self, metrics: LogMetrics) {
+        if self.log_observer.0.set(metrics.clone()).is_err() {
             tracing::debug!("log metrics were already set");
             return;
         }
+        self.log.set_metrics(metrics);
         for stream in self.streams() {
-            self.log_observer.attach(stream.name(), &stream.partitions);
+            self.log_observer.attach(&stream.partitions);
         }
     }
 
@@ -831,8 +836,10 @@ impl Node {
         streams.remove(name);
         *self.registry.write() = Arc::new(Registry::build(streams));
         stream.stop_sinks();
+        // Forgotten, not only closed: the journal must never give a stream
+        // made later under this name the records of this one.
         for p in &stream.partitions {
-            p.close().await.ok();
+            p.forget().await.ok();
         }
         let dir = self.stream_dir(name);
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir))
@@ -1205,7 +1212,7 @@ impl Node {
                 }
                 stream.stop_sinks();
                 for p in &stream.partitions {
-                    p.close().await.ok();
+                    p.forget().await.ok();
                 }
                 self.clear_orphan_dir(&name)?;
                 tracing::info!(stream = %name, "stream removed: gone from the catalog");
@@ -1290,6 +1297,10 @@ impl Node {
                     tracing::error!(stream = stream.name(), error = %e, "final sync failed");
                 }
             }
+        }
+        // Every segment synced: nothing is left for the journal to replay.
+        if let Err(e) = self.log.checkpoint().await {
+            tracing::error!(error = %e, "final checkpoint failed; the next start replays the journal");
         }
         self.catalog.close().await;
         tracing::info!("log closed");

@@ -68,15 +68,6 @@ pub struct PartitionConfig {
     /// Appends are refused with [`Error::QueueFull`] while this many bytes
     /// wait for the writer.
     pub max_pending_bytes: u64,
-    /// Appends waiting in the queue, at most.
-    pub queue_depth: usize,
-    /// One write coalesces waiting appends up to this many bytes.
-    pub max_group_bytes: usize,
-    /// Under [`FsyncPolicy::Always`], a group less than half the size of the
-    /// previous one waits up to this long for more appends before its
-    /// fsync (adaptive group commit: fewer, fuller fsyncs under load, no
-    /// wait when load is light). Zero turns it off.
-    pub group_commit_delay: Duration,
     /// Damage handling when opening.
     pub recovery: RecoveryMode,
     /// Verify every batch CRC of sealed segments when opening (slower start),
@@ -94,9 +85,6 @@ impl Default for PartitionConfig {
             fsync: FsyncPolicy::Always,
             max_batch_bytes: 64 * 1024 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,
-            queue_depth: 16 * 1024,
-            max_group_bytes: 8 * 1024 * 1024,
-            group_commit_delay: Duration::from_micros(200),
             recovery: RecoveryMode::TolerateCorruptTail,
             verify_on_open: false,
             start_offset: 0,
@@ -134,19 +122,68 @@ impl PartitionConfig {
                 ),
             );
         }
+        if let FsyncPolicy::Interval(d) = self.fsync
+            && d.is_zero()
+        {
+            return bad("fsync", "an interval must be longer than zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// Settings of a [`crate::Log`]: its journal and its commit thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A journal file is closed and the next one started once it reaches
+    /// this size; closed files are deleted once every partition they cover
+    /// has synced its own segments (a checkpoint, in the background). It
+    /// bounds what a restart after a crash replays.
+    pub journal_file_bytes: u64,
+    /// One group commit coalesces waiting appends, of every partition, up
+    /// to this many bytes.
+    pub max_group_bytes: usize,
+    /// While a group holds an append under [`FsyncPolicy::Always`] and is
+    /// less than half the size of the previous group, it waits up to this
+    /// long for more appends before its fsync (adaptive group commit:
+    /// fewer, fuller fsyncs under load, no wait when load is light). Zero
+    /// turns it off.
+    pub group_commit_delay: Duration,
+    /// What opening does with a torn tail of the last journal file.
+    pub recovery: RecoveryMode,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            journal_file_bytes: 32 * 1024 * 1024,
+            max_group_bytes: 8 * 1024 * 1024,
+            group_commit_delay: Duration::from_micros(200),
+            recovery: RecoveryMode::TolerateCorruptTail,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first bad value.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, reason: String| Err(Error::InvalidParameter { name, reason });
+        if self.journal_file_bytes < 4096 || self.journal_file_bytes > MAX_SEGMENT_BYTES {
+            return bad(
+                "journal_file_bytes",
+                format!(
+                    "{} is not between 4096 and {MAX_SEGMENT_BYTES}",
+                    self.journal_file_bytes
+                ),
+            );
+        }
         if self.max_group_bytes as u64 > MAX_SEGMENT_BYTES {
             return bad("max_group_bytes", format!("at most {MAX_SEGMENT_BYTES}"));
         }
         if self.group_commit_delay > Duration::from_secs(1) {
             return bad("group_commit_delay", "at most 1s".into());
-        }
-        if self.queue_depth == 0 {
-            return bad("queue_depth", "must be at least 1".into());
-        }
-        if let FsyncPolicy::Interval(d) = self.fsync
-            && d.is_zero()
-        {
-            return bad("fsync", "an interval must be longer than zero".into());
         }
         Ok(())
     }
@@ -159,6 +196,7 @@ mod tests {
     #[test]
     fn default_is_valid() {
         PartitionConfig::default().validate().unwrap();
+        LogConfig::default().validate().unwrap();
     }
 
     #[test]

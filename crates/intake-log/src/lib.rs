@@ -1,12 +1,40 @@
 //! intake's partitioned segment log.
 //!
 //! A [`Partition`] is a directory of segment files holding batches of
-//! records with opaque keys, values and headers. One writer thread per
-//! partition coalesces concurrent appends into one write and one fdatasync
-//! (group commit); an append is answered only once its batch is persisted per
-//! the partition's [`FsyncPolicy`]. Readers fetch by offset and never see
-//! records that are not yet persisted; [`Partition::subscribe`] tells live
-//! readers when more arrive.
+//! records with opaque keys, values and headers. Partitions are opened on a
+//! [`Log`], which owns one write-ahead journal and one commit thread for all
+//! of them: the thread coalesces concurrent appends, of every partition,
+//! into one journal write and one fdatasync (group commit across
+//! partitions), so a node with thousands of streams pays one fsync for a
+//! group of appends whatever streams they go to. An append is answered only
+//! once its batch is persisted per the partition's [`FsyncPolicy`]. Readers
+//! fetch by offset from the segment files and never see records that are
+//! not yet persisted; [`Partition::subscribe`] tells live readers when more
+//! arrive.
+//!
+//! # Why one journal
+//!
+//! Measured on a 2-core machine with durable single-record pushes: with a
+//! writer thread and an fsync per partition, the same load spread at random
+//! over 500 one-partition streams ran at 0.31–0.34 of one stream's rate
+//! (each fsync carried a few records, not hundreds), and the thread and
+//! 1 MiB queue per partition cost 4,005 threads and ~5 GiB for 4,000
+//! partitions. Issuing those fsyncs in parallel from a pool does not help:
+//! the 500 threads already did. One commit point for the data directory,
+//! as RocksDB's WAL, BookKeeper's journal and PostgreSQL's WAL have, makes
+//! the fsyncs independent of the number of partitions, and a partition
+//! costs its open files and a few structs. The figures of this layout are
+//! in docs/benchmarks.md.
+//!
+//! The commit thread writes a group's batches to each partition's active
+//! segment (page cache only) and the same bytes to the journal, syncs the
+//! journal, and only then publishes them. Segments are synced later, by a
+//! checkpoint: when a journal file is full, the thread starts the next and
+//! the checkpoint thread syncs every partition written since the last
+//! checkpoint, then deletes the full files. Recovery opens every partition
+//! (cutting torn segment tails as before), then replays the journal files
+//! left into them: batches a segment lacks are written back, those it has
+//! are skipped. A clean shutdown checkpoints, leaving nothing to replay.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,8 +56,26 @@
 //! # On-disk format
 //!
 //! ```text
+//! <root>/journal/<sequence:020>.journal   the log's journal, in order
 //! <dir>/<base_offset:020>.log     segment: header, then batches back to back
 //! <dir>/<base_offset:020>.index   sparse index of a sealed segment
+//!
+//! journal file header (16 bytes)
+//!   0   8  magic "INTKJRNL"
+//!   8   1  version = 1
+//!   9   3  reserved, zero
+//!  12   4  low 32 bits of the sequence number, u32 LE (equals the name)
+//!
+//! journal entry (all integers little-endian)
+//!   0   4  length       u32  bytes after the CRC
+//!   4   4  crc32c       u32  CRC-32C of the `length` bytes that follow
+//!   8   1  kind         u8   1 = append, 2 = forget
+//!   9   2  path length  u16, then the partition's directory relative to
+//!                            <root>, UTF-8
+//!   ..     append: the partition's batches of the group, back to back,
+//!          exactly as written to its segment (base offsets included);
+//!          forget: nothing (the partition is gone; its earlier entries
+//!          must never reach a partition opened later at that path)
 //!
 //! segment header (16 bytes)
 //!   0   4  magic "INTK"
@@ -67,19 +113,29 @@
 //!
 //! - Offsets are dense: each batch starts where the previous one ended,
 //!   across segment boundaries too.
+//! - Every batch is written to its segment before the journal entry that
+//!   holds it, and published (visible, answered) only after that entry is
+//!   persisted per the policies of the group: under
+//!   [`FsyncPolicy::Always`] after the journal's fdatasync.
+//! - A journal file is synced before the next one is started, so only the
+//!   last file can end torn; damage in an earlier one is an
+//!   [`Error::Corrupt`]. Recovery skips the batches a segment holds and
+//!   writes the ones it lacks; an entry that would leave a gap in its
+//!   partition's offsets is an [`Error::Corrupt`].
+//! - A journal file is deleted only after every partition written while it
+//!   was current has synced its segments (or was closed, which syncs).
 //! - Only the last (active) segment is ever written. A segment is sealed by
 //!   fdatasync, then its index is written atomically (temporary file, fsync,
 //!   rename, directory fsync), then the next segment is created with its
 //!   header synced and the directory synced.
-//! - Under [`FsyncPolicy::Always`] a batch is acknowledged and visible to
-//!   readers only after the fdatasync that covers it.
 //! - Recovery ([`RecoveryMode::TolerateCorruptTail`]) verifies every batch of
 //!   the active segment and cuts it at the first torn or corrupt one (it was
 //!   never acknowledged). Damage in a sealed segment, a gap between segments,
 //!   or a bad header is an [`Error::Corrupt`] naming the file and position.
-//! - After a failed write or fsync the partition is poisoned and refuses
-//!   appends until restart; a write refused for lack of space is rolled
-//!   back and may be retried.
+//! - After a failed segment write the partition, after a failed journal
+//!   write or fsync the whole log, is poisoned and refuses appends until
+//!   restart; a write refused for lack of space is rolled back and may be
+//!   retried.
 
 mod batch;
 mod coding;
@@ -87,16 +143,18 @@ mod config;
 mod error;
 mod fs;
 mod index;
+mod journal;
+mod log;
 mod metrics;
 mod partition;
 mod record;
 mod segment;
-mod writer;
 
 pub use batch::{BATCH_HEADER_LEN, EncodedBatch};
-pub use config::{FsyncPolicy, PartitionConfig, PersistMode, RecoveryMode, Retention};
+pub use config::{FsyncPolicy, LogConfig, PartitionConfig, PersistMode, RecoveryMode, Retention};
 pub use error::{Error, Result};
 pub use fs::{FileHandle, Filesystem, MemoryFilesystem, StdFilesystem};
+pub use log::{Log, ReplayReport};
 pub use metrics::LogMetrics;
 pub use partition::{Appended, Partition, ReadBatch, RetentionReport, SEGMENT_HEADER_BYTES};
 pub use record::{Header, NewRecord, Record};

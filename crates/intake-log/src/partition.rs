@@ -1,9 +1,9 @@
-//! A partition: a directory of segments, one writer thread, many readers.
+//! A partition: a directory of segments, written by its log's commit
+//! thread, read by many.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -11,13 +11,15 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
 use crate::batch::{EncodedBatch, decode_records};
-use crate::config::{PartitionConfig, PersistMode, Retention};
+use crate::config::{LogConfig, PartitionConfig, PersistMode, Retention};
 use crate::error::{Error, Result};
-use crate::fs::Filesystem;
+use crate::fs::{Filesystem, write_atomic};
+use crate::log::{Command, Log, LogInner};
 use crate::metrics::LogMetrics;
 use crate::record::Record;
-use crate::segment::{BatchCursor, SEGMENT_HEADER_LEN, Segment, Step, index_path, parse_file_name};
-use crate::writer::{Command, Writer};
+use crate::segment::{
+    BatchCursor, SEGMENT_HEADER_LEN, Segment, SegmentEnd, Step, index_path, parse_file_name,
+};
 
 /// How much a read fetches from a segment at once.
 const READ_CHUNK: usize = 256 * 1024;
@@ -51,10 +53,12 @@ pub struct RetentionReport {
     pub start_offset: u64,
 }
 
-/// State shared by the handle, the writer thread and readers.
+/// State shared by the handle, the log's commit thread and readers.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
+    /// `dir` relative to the log's root: how the journal names it.
+    pub(crate) journal_path: String,
     pub(crate) fs: Arc<dyn Filesystem>,
     pub(crate) config: PartitionConfig,
     /// Segments by base offset; the last is the active one.
@@ -65,6 +69,16 @@ pub(crate) struct Shared {
     pub(crate) poisoned: Mutex<Option<String>>,
     pub(crate) pending_bytes: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// Set by the commit thread once it closed the partition: appends that
+    /// raced the close and arrive later are refused.
+    pub(crate) detached: AtomicBool,
+    /// Where the commit thread writes next: ahead of the readers' end
+    /// while a group waits for its journal fsync. Only the commit thread
+    /// (and recovery, before it runs) uses it.
+    pub(crate) write_end: Mutex<SegmentEnd>,
+    /// Written since the last checkpoint synced the segments: the journal
+    /// still holds the only durable copy of some of it.
+    pub(crate) unsynced: AtomicBool,
     /// Where the partition reports its figures, once someone asks.
     pub(crate) metrics: OnceLock<LogMetrics>,
 }
@@ -84,34 +98,106 @@ impl Shared {
             cause: cause.clone(),
         })
     }
+
+    /// The segment appends go to.
+    pub(crate) fn active(&self) -> Arc<Segment> {
+        let segments = self.segments.read();
+        let active = segments.values().next_back();
+        // A partition always has a segment: open makes one if none is there.
+        Arc::clone(active.unwrap_or_else(|| unreachable!("a partition without segments")))
+    }
+
+    /// Seals the active segment and starts a new one if it holds data and
+    /// `incoming` more bytes would take it past `segment_bytes` (a group is
+    /// never split). Called with everything written also visible.
+    pub(crate) fn roll_if_full(&self, incoming: u64) -> Result<()> {
+        let end = *self.write_end.lock();
+        let has_data = end.position > SEGMENT_HEADER_LEN;
+        if !has_data || end.position + incoming <= self.config.segment_bytes {
+            return Ok(());
+        }
+        let old = self.active();
+        // Sealed segments never depend on the journal.
+        old.file
+            .sync_data()
+            .map_err(Error::io("fsync", &old.path))?;
+        let ipath = index_path(&self.dir, old.base_offset);
+        let encoded = old.index.read().encode();
+        write_atomic(&*self.fs, &ipath, &encoded).map_err(Error::io("write", &ipath))?;
+        let segment = Arc::new(Segment::create(
+            &*self.fs,
+            &self.dir,
+            end.next_offset,
+            &self.config,
+        )?);
+        *self.write_end.lock() = segment.end();
+        self.segments
+            .write()
+            .insert(segment.base_offset, Arc::clone(&segment));
+        tracing::debug!(path = %segment.path.display(), "rolled to a new segment");
+        Ok(())
+    }
+
+    /// Makes what was written up to `end` of `active` visible: its index,
+    /// its end, and the high watermark live readers watch.
+    pub(crate) fn publish(&self, active: &Segment, batches: &[(u64, u64, usize)], end: SegmentEnd) {
+        {
+            let mut index = active.index.write();
+            for &(offset, position, len) in batches {
+                index.on_batch(offset, position, len);
+            }
+        }
+        active.set_end(end);
+        *self.write_end.lock() = end;
+        self.high_watermark.send_replace(end.next_offset);
+    }
 }
 
 /// A partition of the log.
 ///
-/// Appends go through one writer thread that coalesces whatever is waiting
-/// into one write and one fdatasync (group commit); reads go straight to the
-/// segment files and only see what the writer has made visible (durable,
-/// under [`crate::FsyncPolicy::Always`]).
+/// Appends go to its [`Log`]'s commit thread, which coalesces whatever is
+/// waiting, from every partition, into one journal write and one fdatasync
+/// (group commit); reads go straight to the segment files and only see what
+/// the commit thread has made visible (durable, under
+/// [`crate::FsyncPolicy::Always`]).
 #[derive(Debug)]
 pub struct Partition {
     shared: Arc<Shared>,
-    commands: SyncSender<Command>,
+    log: Arc<LogInner>,
 }
 
 impl Partition {
-    /// Opens (or creates) the partition in `dir`, recovering it first.
+    /// Opens (or creates) the partition in `dir` on a log of its own, whose
+    /// journal is `dir/journal`, recovering both first. A node with many
+    /// partitions opens them on one [`Log`] instead, so that they share
+    /// its journal and commit thread.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config, [`Error::Io`] when the
     /// directory cannot be read, [`Error::Corrupt`] for damage outside the
-    /// tail of the active segment (the message names file and position).
+    /// tail of the active segment or the journal (the message names file
+    /// and position).
     pub fn open(
         fs: Arc<dyn Filesystem>,
         dir: impl Into<PathBuf>,
         config: PartitionConfig,
     ) -> Result<Self> {
-        config.validate()?;
         let dir = dir.into();
+        let log = Log::open(fs, &dir, LogConfig::default())?;
+        let partition = log.open_partition(&dir, config)?;
+        log.replay()?;
+        Ok(partition)
+    }
+
+    /// Opens the partition in `dir` on `log` (see [`Log::open_partition`]).
+    pub(crate) fn open_in(
+        log: &Arc<LogInner>,
+        dir: PathBuf,
+        config: PartitionConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let journal_path = log.journal_path_of(&dir)?;
+        let fs = Arc::clone(&log.core.fs);
         let fresh = match fs.list_dir(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(Error::io("list", &dir)(e)),
@@ -182,23 +268,25 @@ impl Partition {
         let end = active.end();
         let (high_watermark, _) = watch::channel(end.next_offset);
         let shared = Arc::new(Shared {
-            dir: dir.clone(),
+            dir,
+            journal_path,
             fs,
-            config: config.clone(),
+            config,
             segments: RwLock::new(segments),
             high_watermark,
             poisoned: Mutex::new(None),
             pending_bytes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
+            write_end: Mutex::new(end),
+            unsynced: AtomicBool::new(false),
             metrics: OnceLock::new(),
         });
-        let (commands, rx) = std::sync::mpsc::sync_channel(config.queue_depth);
-        let writer = Writer::new(Arc::clone(&shared), rx, active, end);
-        std::thread::Builder::new()
-            .name("intake-log-writer".into())
-            .spawn(move || writer.run())
-            .map_err(Error::io("spawn writer for", &dir))?;
-        Ok(Self { shared, commands })
+        log.core.register(&shared)?;
+        Ok(Self {
+            shared,
+            log: Arc::clone(log),
+        })
     }
 
     /// The partition's directory.
@@ -239,9 +327,9 @@ impl Partition {
         self.shared.pending_bytes.load(Ordering::Acquire)
     }
 
-    /// Hands a batch to the writer; the receiver yields the outcome.
+    /// Hands a batch to the commit thread; the receiver yields the outcome.
     fn enqueue(&self, batch: EncodedBatch) -> Result<oneshot::Receiver<Result<Appended>>> {
-        if let Some(e) = self.shared.poisoned_error() {
+        if let Some(e) = self.poisoned_error() {
             return Err(e);
         }
         if self.shared.closed.load(Ordering::Acquire) {
@@ -265,52 +353,78 @@ impl Partition {
             });
         }
         let (reply, rx) = oneshot::channel();
-        match self.commands.try_send(Command::Append { batch, reply }) {
-            Ok(()) => Ok(rx),
-            Err(e) => {
-                self.shared.pending_bytes.fetch_sub(len, Ordering::AcqRel);
-                match e {
-                    TrySendError::Full(_) => Err(Error::QueueFull {
-                        dir: self.shared.dir.clone(),
-                        pending_bytes: pending,
-                        limit: max_pending,
-                    }),
-                    TrySendError::Disconnected(_) => Err(self.closed_or_poisoned()),
-                }
-            }
+        let append = Command::Append {
+            partition: Arc::clone(&self.shared),
+            batch,
+            reply,
+        };
+        if self.log.send(append).is_err() {
+            self.shared.pending_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(self.closed_or_poisoned());
         }
+        Ok(rx)
+    }
+
+    /// Why writes are refused: this partition's poison, or its log's.
+    fn poisoned_error(&self) -> Option<Error> {
+        self.shared
+            .poisoned_error()
+            .or_else(|| self.log.core.poisoned_error(&self.shared.dir))
     }
 
     fn closed_or_poisoned(&self) -> Error {
-        self.shared
-            .poisoned_error()
-            .unwrap_or_else(|| Error::Closed {
-                dir: self.shared.dir.clone(),
-            })
+        self.poisoned_error().unwrap_or_else(|| Error::Closed {
+            dir: self.shared.dir.clone(),
+        })
     }
 
-    /// Pushes everything appended so far to `mode`.
+    /// Pushes everything appended so far to `mode`: `SyncData` syncs the
+    /// journal, `SyncAll` the partition's active segment too.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if the fsync fails (or failed before).
     pub async fn persist(&self, mode: PersistMode) -> Result<()> {
+        if mode == PersistMode::Buffer {
+            return self.poisoned_error().map_or(Ok(()), Err);
+        }
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Persist { mode, reply })
+        let segment = (mode == PersistMode::SyncAll).then(|| Arc::clone(&self.shared));
+        self.log
+            .send(Command::Sync { segment, reply })
             .map_err(|_| self.closed_or_poisoned())?;
         rx.await.map_err(|_| self.closed_or_poisoned())?
     }
 
-    /// Stops accepting appends, writes and syncs what was queued, and stops
-    /// the writer. Reads keep working.
+    /// Stops accepting appends, writes what was queued, syncs the
+    /// partition's segments (so its data no longer depends on the
+    /// journal) and leaves the log. Reads keep working.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if the final fsync fails.
     pub async fn close(&self) -> Result<()> {
+        self.leave(false).await
+    }
+
+    /// [`Partition::close`], and tells the journal the partition is gone,
+    /// so that a partition opened later at its path is never given its
+    /// records: call it before deleting the directory.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if a fsync fails.
+    pub async fn forget(&self) -> Result<()> {
+        self.leave(true).await
+    }
+
+    async fn leave(&self, forget: bool) -> Result<()> {
         self.shared.closed.store(true, Ordering::Release);
         let (reply, rx) = oneshot::channel();
-        if self.commands.send(Command::Close { reply }).is_err() {
-            return Ok(()); // already stopped
+        let close = Command::Close {
+            partition: Arc::clone(&self.shared),
+            forget,
+            reply,
+        };
+        if self.log.send(close).is_err() {
+            return Ok(()); // the log is gone
         }
         rx.await.unwrap_or(Ok(()))
     }
@@ -331,9 +445,14 @@ impl Partition {
             .unwrap_or(0)
     }
 
-    /// Why writes are refused, if they are.
+    /// Why writes are refused, if they are: the partition's own failure or
+    /// its log's.
     pub fn poisoned(&self) -> Option<String> {
-        self.shared.poisoned.lock().clone()
+        self.shared
+            .poisoned
+            .lock()
+            .clone()
+            .or_else(|| self.log.core.poisoned_cause())
     }
 
     /// Watches the offset the next record will get: it changes whenever new
@@ -527,8 +646,16 @@ impl Partition {
 
 impl Drop for Partition {
     fn drop(&mut self) {
-        // Dropping the sender ends the writer, which syncs on the way out.
-        self.shared.closed.store(true, Ordering::Release);
+        // Closed without waiting: the commit thread syncs the segments and
+        // lets the partition go.
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            let (reply, _) = oneshot::channel();
+            let _ = self.log.send(Command::Close {
+                partition: Arc::clone(&self.shared),
+                forget: false,
+                reply,
+            });
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use fixture::{read_all, value};
 use intake_log::{
-    EncodedBatch, Filesystem, MemoryFilesystem, NewRecord, Partition, PartitionConfig,
+    EncodedBatch, Filesystem, Log, LogConfig, MemoryFilesystem, NewRecord, Partition,
+    PartitionConfig,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,11 +134,15 @@ async fn light_load_never_waits_for_company() {
     // A huge group-commit delay must not slow sequential appends: a lone
     // append is never held back hoping for others.
     let fs: Arc<dyn Filesystem> = Arc::new(MemoryFilesystem::new());
-    let config = PartitionConfig {
+    let config = LogConfig {
         group_commit_delay: Duration::from_secs(1),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     };
-    let p = Partition::open(fs, Path::new("/d/0"), config).unwrap();
+    let log = Log::open(fs, Path::new("/d"), config).unwrap();
+    let p = log
+        .open_partition(Path::new("/d/0"), PartitionConfig::default())
+        .unwrap();
+    log.replay().unwrap();
     let started = std::time::Instant::now();
     for i in 0..20u64 {
         p.append(EncodedBatch::encode(&[NewRecord::new(0, value(i, 10))]).unwrap())

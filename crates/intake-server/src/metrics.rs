@@ -159,25 +159,25 @@ const DESCRIPTIONS: &[(&str, &str, Option<Unit>, &str)] = &[
         "intake_log_append_seconds",
         "histogram",
         Some(Unit::Seconds),
-        "Time of one append to a partition, queueing, write and fsync included, by stream.",
+        "Time of one append to a partition, queueing, write and fsync included.",
     ),
     (
         "intake_log_fsync_seconds",
         "histogram",
         Some(Unit::Seconds),
-        "Time of one fdatasync of a segment, by stream.",
+        "Time of one fdatasync of the journal.",
     ),
     (
         "intake_log_group_appends",
         "histogram",
         None,
-        "Appends written together by one group commit, by stream.",
+        "Appends, of any stream, written together by one group commit.",
     ),
     (
         "intake_log_group_bytes",
         "histogram",
         Some(Unit::Bytes),
-        "Bytes written by one group commit, by stream.",
+        "Bytes written by one group commit.",
     ),
     (
         "intake_log_pending_bytes",
@@ -340,13 +340,12 @@ impl Metrics {
         }
     }
 
-    /// The handles the partitions of `stream` record into.
-    pub fn log_metrics(&self, stream: &str) -> LogMetrics {
+    /// The handles the node's log and its partitions record into: one set
+    /// for the node, not one per stream (a node may hold thousands).
+    pub fn log_metrics(&self) -> LogMetrics {
         let h = |name: &'static str| {
-            self.recorder.register_histogram(
-                &key(name, vec![Label::new("stream", stream.to_owned())]),
-                &metadata(),
-            )
+            self.recorder
+                .register_histogram(&key(name, vec![]), &metadata())
         };
         LogMetrics {
             append_seconds: h("intake_log_append_seconds"),

@@ -62,8 +62,7 @@ impl AppState {
     /// reporting into a fresh [`Metrics`].
     pub fn new(node: Arc<Node>, limits: Limits) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let for_logs = Arc::clone(&metrics);
-        node.observe_logs(Arc::new(move |stream| for_logs.log_metrics(stream)));
+        node.observe_logs(metrics.log_metrics());
         Self(Arc::new(AppContext {
             node,
             limits,
