@@ -131,16 +131,11 @@ impl LogCore {
     fn checkpoint(&self, up_to: u64) -> Result<()> {
         let _one = self.checkpointing.lock();
         let partitions: Vec<Arc<Shared>> = self.partitions.lock().values().cloned().collect();
+        let mut synced_dirs = std::collections::HashSet::new();
         let mut failed = None;
         for partition in partitions {
-            if !partition.unsynced.swap(false, Ordering::AcqRel) {
-                continue;
-            }
-            let active = partition.active();
-            if let Err(e) = active.file.sync_data() {
-                partition.unsynced.store(true, Ordering::Release);
-                partition.poison(format!("fdatasync {}: {e}", active.path.display()));
-                failed = Some(Error::io("fsync", &active.path)(e));
+            if let Err(e) = partition.sync_to_disk(&self.root, &mut synced_dirs) {
+                failed = Some(e);
             }
         }
         if let Some(e) = failed {
@@ -808,12 +803,7 @@ impl Committer {
         if let Some(e) = partition.poisoned_error() {
             return Err(e);
         }
-        let active = partition.active();
-        active.file.sync_data().map_err(|e| {
-            partition.poison(format!("fdatasync {}: {e}", active.path.display()));
-            Error::io("fsync", &active.path)(e)
-        })?;
-        partition.unsynced.store(false, Ordering::Release);
+        partition.sync_to_disk(&self.core.root, &mut std::collections::HashSet::new())?;
         if forget {
             self.entries.clear(self.core.config.max_group_bytes);
             self.entries
@@ -952,12 +942,10 @@ fn replay(core: &LogCore) -> Result<ReplayReport> {
         }
     }
     report.partitions = touched.len();
+    let mut synced_dirs = std::collections::HashSet::new();
     for partition in touched.values() {
-        let active = partition.active();
-        active
-            .file
-            .sync_data()
-            .map_err(Error::io("fsync", &active.path))?;
+        partition.unsynced.store(true, Ordering::Release);
+        partition.sync_to_disk(&core.root, &mut synced_dirs)?;
     }
     for &sequence in &files {
         let path = journal_path(dir, sequence);

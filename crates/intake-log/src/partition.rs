@@ -79,6 +79,11 @@ pub(crate) struct Shared {
     /// Written since the last checkpoint synced the segments: the journal
     /// still holds the only durable copy of some of it.
     pub(crate) unsynced: AtomicBool,
+    /// The partition's first segment, and maybe its directory, were made
+    /// without syncing them or their directories: until a checkpoint or a
+    /// close does, a crash may lose them, and recovery makes them again
+    /// from the journal.
+    pub(crate) new_files: AtomicBool,
     /// Where the partition reports its figures, once someone asks.
     pub(crate) metrics: OnceLock<LogMetrics>,
 }
@@ -129,6 +134,7 @@ impl Shared {
             &self.dir,
             end.next_offset,
             &self.config,
+            true,
         )?);
         *self.write_end.lock() = segment.end();
         self.segments
@@ -136,6 +142,44 @@ impl Shared {
             .insert(segment.base_offset, Arc::clone(&segment));
         tracing::debug!(path = %segment.path.display(), "rolled to a new segment");
         Ok(())
+    }
+
+    /// Syncs the active segment and, for a new partition, the directories
+    /// that name it up to `root` (each once, across calls sharing
+    /// `synced_dirs`): afterwards nothing of the partition depends on the
+    /// journal. On failure the partition is poisoned and still unsynced.
+    pub(crate) fn sync_to_disk(
+        &self,
+        root: &Path,
+        synced_dirs: &mut std::collections::HashSet<PathBuf>,
+    ) -> Result<()> {
+        let unsynced = self.unsynced.swap(false, Ordering::AcqRel);
+        let new_files = self.new_files.swap(false, Ordering::AcqRel);
+        let result: Result<()> = (|| {
+            if unsynced || new_files {
+                let active = self.active();
+                active
+                    .file
+                    .sync_data()
+                    .map_err(Error::io("fsync", &active.path))?;
+            }
+            if new_files {
+                for dir in self.dir.ancestors().take_while(|d| d.starts_with(root)) {
+                    if synced_dirs.insert(dir.to_path_buf()) {
+                        self.fs
+                            .sync_dir(dir)
+                            .map_err(Error::io("fsync directory", dir))?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = &result {
+            self.unsynced.fetch_or(unsynced, Ordering::AcqRel);
+            self.new_files.fetch_or(new_files, Ordering::AcqRel);
+            self.poison(e.to_string());
+        }
+        result
     }
 
     /// Makes what was written up to `end` of `active` visible: its index,
@@ -204,12 +248,10 @@ impl Partition {
             Ok(_) => false,
         };
         if fresh {
+            // Not synced now: see `new_files` (thousands of streams are made
+            // without an fsync each).
             fs.create_dir_all(&dir)
                 .map_err(Error::io("create directory", &dir))?;
-            if let Some(parent) = dir.parent() {
-                fs.sync_dir(parent)
-                    .map_err(Error::io("fsync directory", parent))?;
-            }
         }
         let mut bases = Vec::new();
         for path in fs.list_dir(&dir).map_err(Error::io("list", &dir))? {
@@ -234,8 +276,9 @@ impl Partition {
         }
 
         let mut segments = BTreeMap::new();
-        if bases.is_empty() {
-            let segment = Segment::create(&*fs, &dir, config.start_offset, &config)?;
+        let new_files = bases.is_empty();
+        if new_files {
+            let segment = Segment::create(&*fs, &dir, config.start_offset, &config, false)?;
             segments.insert(config.start_offset, Arc::new(segment));
         }
         let mut expected: Option<u64> = None;
@@ -280,6 +323,7 @@ impl Partition {
             detached: AtomicBool::new(false),
             write_end: Mutex::new(end),
             unsynced: AtomicBool::new(false),
+            new_files: AtomicBool::new(new_files),
             metrics: OnceLock::new(),
         });
         log.core.register(&shared)?;

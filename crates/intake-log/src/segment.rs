@@ -118,21 +118,27 @@ impl Segment {
         *self.end.write() = end;
     }
 
-    /// Creates a new, empty segment: header written and synced, directory
-    /// synced, so the segment exists after a crash.
+    /// Creates a new, empty segment with its header. With `durable`, the
+    /// header and the directory are synced, so the segment exists after a
+    /// crash; without, the caller makes sure of that before it matters (a
+    /// new partition's first segment: the journal holds its data until a
+    /// checkpoint syncs it, directories included).
     pub(crate) fn create(
         fs: &dyn Filesystem,
         dir: &Path,
         base_offset: u64,
         config: &PartitionConfig,
+        durable: bool,
     ) -> Result<Self> {
         let path = segment_path(dir, base_offset);
         let file = fs.create_new(&path).map_err(Error::io("create", &path))?;
         file.write_all_at(&header_bytes(base_offset), 0)
             .map_err(Error::io("write header of", &path))?;
-        file.sync_data().map_err(Error::io("fsync", &path))?;
-        fs.sync_dir(dir)
-            .map_err(Error::io("fsync directory", dir))?;
+        if durable {
+            file.sync_data().map_err(Error::io("fsync", &path))?;
+            fs.sync_dir(dir)
+                .map_err(Error::io("fsync directory", dir))?;
+        }
         Ok(Self::with_end(
             base_offset,
             path,
