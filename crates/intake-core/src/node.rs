@@ -14,7 +14,7 @@ use intake_format::api::{
     AckMode, FsyncMode, MAX_PARTITIONS, SinkTarget, StreamDefinition, StreamKind, StreamState,
     check_stream_name,
 };
-use intake_forward::StreamSinks;
+use intake_forward::{BrokerClients, SinkRuntime, StreamSinks};
 use intake_log::{
     Filesystem, FsyncPolicy, Log, LogMetrics, Partition, PartitionConfig, Retention, StdFilesystem,
 };
@@ -207,6 +207,8 @@ pub struct Node {
     changes: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The broker clients, tracker and id every stream's sinks share.
+    sinks: SinkRuntime,
     log_observer: LogObserver,
     /// The token table as last read, and when.
     token_cache: parking_lot::Mutex<TokenCache>,
@@ -502,6 +504,12 @@ impl Node {
                 }
             }
         }
+        let tasks = TaskTracker::new();
+        let sinks = SinkRuntime {
+            clients: BrokerClients::new(),
+            tasks: tasks.clone(),
+            node_id: config.node_id.clone(),
+        };
         let node = Arc::new(Self {
             config,
             catalog,
@@ -509,7 +517,8 @@ impl Node {
             registry: RwLock::new(Arc::new(Registry::default())),
             changes: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            sinks,
+            tasks,
             log_observer: LogObserver::default(),
             token_cache: parking_lot::Mutex::new(TokenCache::default()),
             schemas,
@@ -593,11 +602,10 @@ impl Node {
             Some(
                 StreamSinks::start(
                     &def.name,
-                    self.config.node_id.as_deref(),
                     &self.stream_dir(&def.name).join("sinks"),
                     &def.sinks,
                     &partitions,
-                    &self.tasks,
+                    &self.sinks,
                     self.shutdown.child_token(),
                 )
                 .await?,

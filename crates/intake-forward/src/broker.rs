@@ -51,24 +51,29 @@ pub(crate) enum Broker {
 impl Broker {
     /// A client for `def` (connections are made and remade in the
     /// background; a broker that is down now is not an error).
-    pub(crate) async fn connect(def: &SinkDefinition) -> Result<Self, ForwardError> {
+    pub(crate) async fn connect(
+        def: &SinkDefinition,
+        clients: &crate::BrokerClients,
+    ) -> Result<Self, ForwardError> {
         let unsupported = |reason: String| ForwardError::Unsupported {
             name: def.name.clone(),
             reason,
         };
         match &def.target {
             #[cfg(feature = "nats")]
-            SinkTarget::Nats { url, subject } => crate::nats::NatsSink::connect(url, subject)
-                .await
-                .map(|sink| Self::Nats(Box::new(sink)))
-                .map_err(|e| unsupported(e.0)),
+            SinkTarget::Nats { url, subject } => {
+                crate::nats::NatsSink::connect(clients, url, subject)
+                    .await
+                    .map(|sink| Self::Nats(Box::new(sink)))
+                    .map_err(|e| unsupported(e.0))
+            }
             #[cfg(feature = "kafka")]
             SinkTarget::Kafka {
                 brokers,
                 topic,
                 partitioning,
                 producer,
-            } => crate::kafka::KafkaSink::new(brokers, topic, *partitioning, producer)
+            } => crate::kafka::KafkaSink::new(clients, brokers, topic, *partitioning, producer)
                 .map(Self::Kafka)
                 .map_err(|e| unsupported(e.0)),
             #[allow(unreachable_patterns)]

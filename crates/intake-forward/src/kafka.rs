@@ -6,6 +6,7 @@
 //! Each message also carries [`ID_HEADER`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use intake_format::api::KafkaPartitioning;
@@ -16,6 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::broker::{BrokerPosition, Delivery};
+use crate::clients::BrokerClients;
 use crate::error::SendError;
 
 /// The header naming a message's origin, `STREAM/PARTITION/OFFSET`: the
@@ -24,9 +26,9 @@ use crate::error::SendError;
 /// consumer can recognise, by this id.
 pub(crate) const ID_HEADER: &str = "Intake-Id";
 
-/// A producer for one topic.
+/// A sink's way to one topic, over the node's producer for its brokers.
 pub(crate) struct KafkaSink {
-    producer: FutureProducer,
+    producer: Arc<FutureProducer>,
     topic: String,
     partitioning: KafkaPartitioning,
 }
@@ -40,28 +42,36 @@ impl std::fmt::Debug for KafkaSink {
 }
 
 impl KafkaSink {
-    /// A producer for `topic` on `brokers`; `settings` override the
-    /// defaults (idempotence and `acks=all` cannot be turned off).
+    /// A sink to `topic` over the node's producer for `brokers` and
+    /// `settings` (which override the defaults; idempotence and
+    /// `acks=all` cannot be turned off).
     pub(crate) fn new(
+        clients: &BrokerClients,
         brokers: &str,
         topic: &str,
         partitioning: KafkaPartitioning,
         settings: &BTreeMap<String, String>,
     ) -> Result<Self, SendError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("message.timeout.ms", "120000")
-            // A sink hands the producer a whole batch at once: waiting for
-            // more messages only delays the batch's acknowledgement.
-            .set("linger.ms", "1");
-        for (k, v) in settings {
-            config.set(k, v);
-        }
-        config.set("enable.idempotence", "true").set("acks", "all");
-        let producer = config
-            .create()
-            .map_err(|e| SendError(format!("cannot create a Kafka producer: {e}")))?;
+        let key = std::iter::once(brokers.to_owned())
+            .chain(settings.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let producer = clients.kafka_producer(key, || {
+            let mut config = ClientConfig::new();
+            config
+                .set("bootstrap.servers", brokers)
+                .set("message.timeout.ms", "120000")
+                // A sink hands the producer a whole batch at once: waiting
+                // for more messages only delays the batch's acknowledgement.
+                .set("linger.ms", "1");
+            for (k, v) in settings {
+                config.set(k, v);
+            }
+            config.set("enable.idempotence", "true").set("acks", "all");
+            config
+                .create()
+                .map_err(|e| SendError(format!("cannot create a Kafka producer: {e}")))
+        })?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),

@@ -11,6 +11,7 @@
 //! (`nats`, `kafka`; both on by default).
 
 mod broker;
+mod clients;
 mod cursor;
 mod error;
 #[cfg(feature = "kafka")]
@@ -20,5 +21,6 @@ mod nats;
 mod sinks;
 
 pub use broker::{BrokerPosition, Delivery};
+pub use clients::BrokerClients;
 pub use error::{ForwardError, SendError};
-pub use sinks::{DEFAULT_BATCH_RECORDS, StreamSinks};
+pub use sinks::{DEFAULT_BATCH_RECORDS, SinkRuntime, StreamSinks};

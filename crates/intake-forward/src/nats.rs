@@ -4,6 +4,7 @@
 //! Record headers become NATS headers; the key and timestamp travel as
 //! `Intake-Key` and `Intake-Timestamp` (epoch ms).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -13,27 +14,24 @@ use intake_log::Record;
 use tokio::sync::OnceCell;
 
 use crate::broker::{BrokerPosition, Delivery};
+use crate::clients::BrokerClients;
 use crate::error::SendError;
 
 /// How often a waiting retry looks whether a lost connection is back.
 const RECONNECT_POLL: Duration = Duration::from_millis(20);
 
-/// A connection to one JetStream subject.
+/// A connection to one NATS server, shared by the sinks that send there
+/// (see [`crate::BrokerClients`]).
 #[derive(Debug)]
-pub(crate) struct NatsSink {
+pub(crate) struct NatsConnection {
     /// The connection, kept to see whether the server is reachable.
     client: async_nats::Client,
-    /// The server address, for error messages.
-    url: String,
     js: Context,
-    subject: String,
-    /// Set once a JetStream stream capturing the subject is known to exist.
-    stream_ready: OnceCell<()>,
 }
 
-impl NatsSink {
+impl NatsConnection {
     /// Connects in the background (retrying until the server answers).
-    pub(crate) async fn connect(url: &str, subject: &str) -> Result<Self, SendError> {
+    pub(crate) async fn connect(url: &str) -> Result<Self, SendError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
@@ -43,10 +41,31 @@ impl NatsSink {
         let js = jetstream::context::ContextBuilder::new()
             .timeout(Duration::from_secs(10))
             .build(client.clone());
+        Ok(Self { client, js })
+    }
+}
+
+/// A sink's way to one JetStream subject.
+#[derive(Debug)]
+pub(crate) struct NatsSink {
+    connection: Arc<NatsConnection>,
+    /// The server address, for error messages.
+    url: String,
+    subject: String,
+    /// Set once a JetStream stream capturing the subject is known to exist.
+    stream_ready: OnceCell<()>,
+}
+
+impl NatsSink {
+    /// A sink to `subject` over the node's connection to `url`.
+    pub(crate) async fn connect(
+        clients: &BrokerClients,
+        url: &str,
+        subject: &str,
+    ) -> Result<Self, SendError> {
         Ok(Self {
-            client,
+            connection: clients.nats_connection(url).await?,
             url: url.to_owned(),
-            js,
             subject: subject.to_owned(),
             stream_ready: OnceCell::new(),
         })
@@ -55,10 +74,10 @@ impl NatsSink {
     /// Resolves once the connection, down when called, is back; never
     /// while it is up (or not yet made).
     pub(crate) async fn reconnected(&self) {
-        if self.client.connection_state() != State::Disconnected {
+        if self.connection.client.connection_state() != State::Disconnected {
             return std::future::pending().await;
         }
-        while self.client.connection_state() != State::Connected {
+        while self.connection.client.connection_state() != State::Connected {
             tokio::time::sleep(RECONNECT_POLL).await;
         }
     }
@@ -67,11 +86,12 @@ impl NatsSink {
     async fn ensure_stream(&self) -> Result<(), SendError> {
         self.stream_ready
             .get_or_try_init(|| async {
-                if self.js.stream_by_subject(self.subject.clone()).await.is_ok() {
+                if self.connection.js.stream_by_subject(self.subject.clone()).await.is_ok() {
                     return Ok(());
                 }
                 let name = format!("INTAKE_{}", jetstream_name(&self.subject));
-                self.js
+                self.connection
+                    .js
                     .get_or_create_stream(stream::Config {
                         name: name.clone(),
                         subjects: vec![self.subject.clone()],
@@ -101,7 +121,7 @@ impl NatsSink {
         partition: u32,
         records: &[Record],
     ) -> Result<Vec<Delivery>, SendError> {
-        if self.client.connection_state() == State::Disconnected {
+        if self.connection.client.connection_state() == State::Disconnected {
             return Err(SendError(format!(
                 "disconnected from {}: the server is down or unreachable",
                 self.url
@@ -123,6 +143,7 @@ impl NatsSink {
                 .headers(headers)
                 .message_id(format!("{stream}/{partition}/{}", record.offset));
             let ack = self
+                .connection
                 .js
                 .send_publish(self.subject.clone(), message)
                 .await

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::{Broker, BrokerPosition};
+use crate::clients::BrokerClients;
 use crate::cursor::CursorFile;
 use crate::error::ForwardError;
 
@@ -83,6 +84,19 @@ pub struct StreamSinks {
     stop: CancellationToken,
 }
 
+/// What the sinks of a node share: the broker clients (see
+/// [`BrokerClients`]), the tracker their workers run on, and the node's id
+/// (the prefix of message ids).
+#[derive(Debug)]
+pub struct SinkRuntime {
+    /// Kafka producers and NATS connections.
+    pub clients: BrokerClients,
+    /// Where the workers run (waited for at shutdown).
+    pub tasks: TaskTracker,
+    /// `[cluster] node_id`, when set.
+    pub node_id: Option<String>,
+}
+
 impl StreamSinks {
     /// Starts a worker per sink and partition on `tasks`, each resuming
     /// from its cursor under `dir/<sink>/` (a new sink starts at the oldest
@@ -97,13 +111,13 @@ impl StreamSinks {
     /// A damaged cursor file, a sink kind this build lacks.
     pub async fn start(
         stream: &str,
-        node_id: Option<&str>,
         dir: &Path,
         definitions: &[SinkDefinition],
         logs: &[Arc<Partition>],
-        tasks: &TaskTracker,
+        runtime: &SinkRuntime,
         stop: CancellationToken,
     ) -> Result<Self, ForwardError> {
+        let (node_id, tasks) = (runtime.node_id.as_deref(), &runtime.tasks);
         let mut sinks = Vec::with_capacity(definitions.len());
         let mut brokers = Vec::with_capacity(definitions.len());
         for def in definitions {
@@ -133,7 +147,7 @@ impl StreamSinks {
                 lag_limit_exceeded: AtomicBool::new(false),
                 last_error: Mutex::new(None),
             };
-            brokers.push(Arc::new(Broker::connect(def).await?));
+            brokers.push(Arc::new(Broker::connect(def, &runtime.clients).await?));
             sinks.push(Arc::new(sink));
         }
         let source = match node_id {
