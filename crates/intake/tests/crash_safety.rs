@@ -1,8 +1,10 @@
-//! Crash safety of the real binary: 8 clients push while `intake serve` is
-//! killed with SIGKILL at a random moment, then restarted; every
-//! acknowledged record must be readable exactly once, byte for byte, in
-//! order within its partition. Repeated `CRASH_ITERATIONS` times (default
-//! 20); `CRASH_SEED` replays a run.
+//! Crash safety of the real binary: 8 clients push, each request to a
+//! stream picked at random among `CRASH_STREAMS` (default 4; every
+//! partition shares the node's journal), while `intake serve` is killed
+//! with SIGKILL at a random moment, then restarted; every acknowledged
+//! record must be readable exactly once, byte for byte, in order within its
+//! partition. Repeated `CRASH_ITERATIONS` times (default 20); `CRASH_SEED`
+//! replays a run.
 //!
 //! Every iteration must acknowledge records after its restart before the
 //! next kill, and a client fails the test on any answer but a success, and
@@ -74,8 +76,16 @@ impl Drop for Server {
     }
 }
 
-/// The exact JSON text of every acknowledged record, by (partition, offset).
-type Acked = HashMap<(u32, u64), String>;
+/// The exact JSON text of every acknowledged record, by (stream,
+/// partition, offset).
+type Acked = HashMap<(usize, u32, u64), String>;
+
+fn streams() -> usize {
+    std::env::var("CRASH_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
 
 /// What the clients of one iteration share.
 struct Iteration {
@@ -109,8 +119,9 @@ async fn client(
             })
             .collect();
         let body = format!("[{}]", texts.join(","));
+        let stream = rng.random_range(0..streams());
         let answer = http
-            .post(format!("{url}/v1/streams/crash/records"))
+            .post(format!("{url}/v1/streams/crash{stream}/records"))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -144,7 +155,10 @@ async fn client(
         assert_eq!(range.last_offset - range.first_offset + 1, count);
         let mut acked = acked.lock().unwrap();
         for (i, text) in texts.into_iter().enumerate() {
-            let previous = acked.insert((range.partition, range.first_offset + i as u64), text);
+            let previous = acked.insert(
+                (stream, range.partition, range.first_offset + i as u64),
+                text,
+            );
             assert!(
                 previous.is_none(),
                 "offset {} of partition {} acknowledged twice",
@@ -163,13 +177,13 @@ async fn client(
 async fn verify(http: &reqwest::Client, url: &str, acked: &Acked) -> usize {
     let mut found = 0;
     let mut seen = HashSet::new();
-    for p in 0..PARTITIONS {
+    for (stream, p) in (0..streams()).flat_map(|s| (0..PARTITIONS).map(move |p| (s, p))) {
         let mut offset = 0;
         let mut last_seq: HashMap<usize, u64> = HashMap::new();
         loop {
             let page: ReadResponse = http
                 .get(format!(
-                    "{url}/v1/streams/crash/partitions/{p}/records?offset={offset}&limit=10000"
+                    "{url}/v1/streams/crash{stream}/partitions/{p}/records?offset={offset}&limit=10000"
                 ))
                 .send()
                 .await
@@ -185,8 +199,12 @@ async fn verify(http: &reqwest::Client, url: &str, acked: &Acked) -> usize {
                 offset += 1;
                 let text = r.value.get();
                 assert!(seen.insert(text.to_owned()), "record stored twice: {text}");
-                if let Some(a) = acked.get(&(p, r.offset)) {
-                    assert_eq!(text, a, "partition {p} offset {}: bytes differ", r.offset);
+                if let Some(a) = acked.get(&(stream, p, r.offset)) {
+                    assert_eq!(
+                        text, a,
+                        "stream {stream} partition {p} offset {}: bytes differ",
+                        r.offset
+                    );
                     found += 1;
                 }
                 let v: serde_json::Value = serde_json::from_str(text).unwrap();
@@ -197,7 +215,7 @@ async fn verify(http: &reqwest::Client, url: &str, acked: &Acked) -> usize {
                 if let Some(&prev) = last_seq.get(&client) {
                     assert!(
                         seq > prev,
-                        "partition {p}: client {client} seq {seq} after {prev}"
+                        "stream {stream} partition {p}: client {client} seq {seq} after {prev}"
                     );
                 }
                 last_seq.insert(client, seq);
@@ -223,7 +241,10 @@ async fn acknowledged_records_survive_sigkill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(rand::random);
-    eprintln!("crash test: {iterations} iterations, CRASH_SEED={seed}");
+    eprintln!(
+        "crash test: {iterations} iterations, {} streams, CRASH_SEED={seed}",
+        streams()
+    );
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
@@ -231,13 +252,15 @@ async fn acknowledged_records_survive_sigkill() {
     let mut next_seq = [0u64; CLIENTS];
 
     let server = Server::start(dir.path());
-    let created = http
-        .post(format!("{}/v1/streams", server.url))
-        .json(&serde_json::json!({"name": "crash", "partitions": PARTITIONS}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    for stream in 0..streams() {
+        let created = http
+            .post(format!("{}/v1/streams", server.url))
+            .json(&serde_json::json!({"name": format!("crash{stream}"), "partitions": PARTITIONS}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
     let mut server = Some(server);
 
     for iteration in 0..iterations {
@@ -286,15 +309,18 @@ async fn acknowledged_records_survive_sigkill() {
         let restarted = Server::start(dir.path());
         let snapshot = acked.lock().unwrap().clone();
         let found = verify(&http, &restarted.url, &snapshot).await;
-        let view: StreamView = http
-            .get(format!("{}/v1/streams/crash", restarted.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let stored: u64 = view.status.iter().map(|p| p.next_offset).sum();
+        let mut stored = 0u64;
+        for stream in 0..streams() {
+            let view: StreamView = http
+                .get(format!("{}/v1/streams/crash{stream}", restarted.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            stored += view.status.iter().map(|p| p.next_offset).sum::<u64>();
+        }
         eprintln!(
             "iteration {iteration}: {} requests acknowledged before the kill; {found} acknowledged records verified, {stored} stored",
             shared.acknowledged.load(Ordering::SeqCst)
