@@ -29,7 +29,9 @@ function startServer() {
   dataDir = mkdtempSync(path.join(tmpdir(), "intake-dashboard-"));
   // A manager (it serves pushes like any node), so the nodes panel shows.
   server = spawn(bin, ["serve", "--manager", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
-    env: { ...process.env, INTAKE_LOG: "warn" },
+    // INTAKE_* variables are the node's settings: INTAKE_BIN is this
+    // test's, not one of them.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "INTAKE_BIN")), INTAKE_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {

@@ -523,15 +523,14 @@ impl Node {
             token_cache: parking_lot::Mutex::new(TokenCache::default()),
             schemas,
         });
-        let mut streams = BTreeMap::new();
+        // Every partition first, then the journal's replay into them, and
+        // only then the streams' sinks and tables, which read them.
+        let mut opened = Vec::new();
         for def in node.catalog.list().await? {
-            let stream = node
-                .open_stream(normalize_definition(def, &node.schemas)?)
-                .await?;
-            streams.insert(stream.name().to_owned(), Arc::new(stream));
+            let def = normalize_definition(def, &node.schemas)?;
+            let partitions = node.open_partitions(&def).await?;
+            opened.push((def, partitions));
         }
-        // Every partition is open: what a crash left in the journal goes
-        // back into their segments before the first append.
         let log = node.log.clone();
         tokio::task::spawn_blocking(move || log.replay())
             .await
@@ -540,6 +539,11 @@ impl Node {
                 path: node.config.data_dir.display().to_string(),
                 source: std::io::Error::other(e),
             })??;
+        let mut streams = BTreeMap::new();
+        for (def, partitions) in opened {
+            let stream = node.start_stream(def, partitions).await?;
+            streams.insert(stream.name().to_owned(), Arc::new(stream));
+        }
         tracing::info!(streams = streams.len(), "streams opened");
         *node.registry.write() = Arc::new(Registry::build(streams));
         node.spawn_retention();
@@ -576,9 +580,14 @@ impl Node {
     }
 
     async fn open_stream(&self, def: StreamDefinition) -> Result<Stream> {
-        let codec = RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
+        let partitions = self.open_partitions(&def).await?;
+        self.start_stream(def, partitions).await
+    }
+
+    /// Opens (or creates) the partitions of `def` on the node's log.
+    async fn open_partitions(&self, def: &StreamDefinition) -> Result<Vec<Arc<Partition>>> {
         let dir = self.stream_dir(&def.name);
-        let config = self.partition_config(&def);
+        let config = self.partition_config(def);
         let log = self.log.clone();
         let count = def.partitions;
         let partitions = tokio::task::spawn_blocking(move || {
@@ -596,6 +605,18 @@ impl Node {
             source: std::io::Error::other(e),
         })??;
         self.log_observer.attach(&partitions);
+        Ok(partitions)
+    }
+
+    /// Makes a stream of `def` on its open `partitions`: its sinks start
+    /// from their cursors and its table is rebuilt, so both see every
+    /// record the partitions hold (at start, after the journal's replay).
+    async fn start_stream(
+        &self,
+        def: StreamDefinition,
+        partitions: Vec<Arc<Partition>>,
+    ) -> Result<Stream> {
+        let codec = RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
         let sinks = if def.sinks.is_empty() {
             None
         } else {

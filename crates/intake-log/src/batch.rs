@@ -191,6 +191,11 @@ impl EncodedBatch {
         patch(&mut self.buf, 0, &base_offset.to_le_bytes());
         &self.buf
     }
+
+    /// The encoded bytes (base offset as last set), without a copy.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        Bytes::from(self.buf)
+    }
 }
 
 fn patch(buf: &mut [u8], at: usize, bytes: &[u8]) {

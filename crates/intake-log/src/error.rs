@@ -102,6 +102,16 @@ impl Error {
         matches!(self, Self::QueueFull { .. } | Self::NoSpace { .. })
     }
 
+    /// True for a disk that is full: [`Error::NoSpace`], or an I/O error
+    /// saying so.
+    pub(crate) fn is_no_space(&self) -> bool {
+        match self {
+            Self::NoSpace { .. } => true,
+            Self::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { op, path, source }

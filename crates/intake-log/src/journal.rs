@@ -102,13 +102,6 @@ impl EntryWriter {
         }
     }
 
-    /// Drops the open entry (its partition's appends were refused).
-    pub(crate) fn abandon(&mut self) {
-        if let Some(start) = self.open.take() {
-            self.buf.truncate(start);
-        }
-    }
-
     /// Bytes of the finished entries.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf

@@ -27,6 +27,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SendError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -267,6 +268,9 @@ impl Log {
             entries: EntryWriter::default(),
             last_group: 0,
             checkpoints,
+            tails: std::collections::VecDeque::new(),
+            tail_bytes: 0,
+            scratch: Vec::new(),
         };
         std::thread::Builder::new()
             .name("intake-log-commit".into())
@@ -399,14 +403,19 @@ type Items = Vec<(EncodedBatch, Reply)>;
 /// for the journal.
 struct Staged {
     partition: Arc<Shared>,
-    active: Arc<crate::segment::Segment>,
-    /// Where the partition's bytes start in its segment.
-    start: u64,
+    /// Where the partition's batches end in its segment once written.
     end: SegmentEnd,
-    /// (offset, position, length) of each batch, for the index.
-    batches: Vec<(u64, u64, usize)>,
+    /// (base offset, next offset, bytes) of each batch, for the tail.
+    batches: Vec<(u64, u64, Bytes)>,
     replies: Vec<(u64, Reply, Appended)>,
 }
+
+/// A partition's tail is written to its segment once it holds this much.
+const FLUSH_BYTES: usize = 64 * 1024;
+/// ... or once its oldest batch is this old.
+const FLUSH_DELAY: Duration = Duration::from_millis(100);
+/// ... or once all tails together hold this much.
+const MAX_TAIL_BYTES: usize = 64 * 1024 * 1024;
 
 /// The commit thread.
 struct Committer {
@@ -424,6 +433,12 @@ struct Committer {
     /// Appends in the previous group.
     last_group: usize,
     checkpoints: Sender<u64>,
+    /// Partitions with a tail to write, by when it began.
+    tails: std::collections::VecDeque<(Instant, Arc<Shared>)>,
+    /// Bytes in all tails, about.
+    tail_bytes: usize,
+    /// The buffer tails are written through.
+    scratch: Vec<u8>,
 }
 
 impl Committer {
@@ -432,10 +447,14 @@ impl Committer {
             let first = match self.next_command() {
                 Ok(Some(command)) => command,
                 Ok(None) => {
-                    self.sync_if_dirty();
+                    if self.sync_due.is_some_and(|due| Instant::now() >= due) {
+                        self.sync_if_dirty();
+                    }
+                    self.flush_due_tails();
                     continue;
                 }
                 Err(()) => {
+                    self.flush_all_tails();
                     self.sync_if_dirty();
                     return;
                 }
@@ -497,13 +516,65 @@ impl Committer {
             if self.sync_due.is_some_and(|due| Instant::now() >= due) {
                 self.sync_if_dirty();
             }
+            self.flush_due_tails();
+        }
+    }
+
+    /// Writes the tails that are old enough (or all, past
+    /// [`MAX_TAIL_BYTES`]).
+    fn flush_due_tails(&mut self) {
+        if self.tail_bytes > MAX_TAIL_BYTES {
+            self.flush_all_tails();
+            return;
+        }
+        let now = Instant::now();
+        while let Some((since, _)) = self.tails.front()
+            && *since + FLUSH_DELAY <= now
+        {
+            if let Some((_, partition)) = self.tails.pop_front() {
+                self.flush(&partition);
+            }
+        }
+    }
+
+    /// Writes every tail; false when one could not be written (it stays).
+    fn flush_all_tails(&mut self) -> bool {
+        let mut all = true;
+        for (_, partition) in std::mem::take(&mut self.tails) {
+            all &= self.flush(&partition);
+        }
+        all
+    }
+
+    /// Writes `partition`'s tail; false (and the partition queued again)
+    /// when it could not be.
+    fn flush(&mut self, partition: &Arc<Shared>) -> bool {
+        let len = partition.tail_len();
+        match partition.flush_tail(&mut self.scratch) {
+            Ok(()) => {
+                self.tail_bytes = self.tail_bytes.saturating_sub(len);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(dir = %partition.dir.display(), error = %e, "cannot write a partition's tail to its segment; the journal keeps it");
+                if partition.tail_len() > 0 && partition.poisoned_error().is_none() {
+                    self.tails
+                        .push_back((Instant::now(), Arc::clone(partition)));
+                }
+                false
+            }
         }
     }
 
     /// The next command; `Ok(None)` when an interval sync is due first;
     /// `Err` when every handle is gone.
     fn next_command(&self) -> Result<Option<Command>, ()> {
-        match self.sync_due {
+        let flush_due = self.tails.front().map(|(since, _)| *since + FLUSH_DELAY);
+        let due = match (self.sync_due, flush_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match due {
             Some(due) => {
                 let wait = due.saturating_duration_since(Instant::now());
                 match self.rx.recv_timeout(wait.max(Duration::from_micros(100))) {
@@ -592,9 +663,6 @@ impl Committer {
             // Nothing of the group may survive: undo the journal and the
             // segments (their bytes were never acknowledged).
             let undone = self.journal.set_len(self.journal_end);
-            for s in &staged {
-                let _ = s.active.file.set_len(s.start);
-            }
             if e.kind() == std::io::ErrorKind::StorageFull && undone.is_ok() {
                 tracing::warn!(path = %path.display(), "disk full: appends refused, nothing written");
                 return fail_staged(staged, || Error::NoSpace { path: path.clone() });
@@ -612,11 +680,17 @@ impl Committer {
             return fail_staged(staged, || poisoned_or_closed(&core, &path));
         }
         for s in staged {
-            s.partition.publish(&s.active, &s.batches, s.end);
-            s.partition.unsynced.store(true, Ordering::Release);
+            let added: usize = s.batches.iter().map(|b| b.2.len()).sum();
+            let tail = s.partition.publish_tail(s.batches, s.end);
+            self.tail_bytes += added;
             for (len, reply, appended) in s.replies {
                 s.partition.pending_bytes.fetch_sub(len, Ordering::AcqRel);
                 let _ = reply.send(Ok(appended));
+            }
+            if tail >= FLUSH_BYTES {
+                self.flush(&s.partition);
+            } else if tail == added {
+                self.tails.push_back((Instant::now(), s.partition));
             }
         }
         if self.journal_end >= self.core.config.journal_file_bytes {
@@ -653,31 +727,38 @@ impl Committer {
         }
         let incoming: u64 = items.iter().map(|(b, _)| b.len() as u64).sum();
         if let Err(e) = partition.roll_if_full(incoming) {
-            partition.poison(e.to_string());
-            fail(items, &|| {
-                partition.poisoned_error().unwrap_or(Error::Closed {
-                    dir: partition.dir.clone(),
-                })
-            });
+            if e.is_no_space() {
+                // Nothing was lost: the roll is tried again with the next
+                // append, once there is space.
+                tracing::warn!(dir = %partition.dir.display(), error = %e, "disk full: cannot roll the segment; append refused");
+                let path = partition.dir.clone();
+                fail(items, &|| Error::NoSpace { path: path.clone() });
+            } else {
+                partition.poison(e.to_string());
+                fail(items, &|| {
+                    partition.poisoned_error().unwrap_or(Error::Closed {
+                        dir: partition.dir.clone(),
+                    })
+                });
+            }
             return None;
         }
         let start = *partition.write_end.lock();
-        let active = partition.active();
         self.entries
             .begin(EntryKind::Append, &partition.journal_path);
-        let payload_start = self.entries.len();
         let mut offset = start.next_offset;
+        let mut position = start.position;
         let mut batches = Vec::with_capacity(items.len());
         let mut replies = Vec::with_capacity(items.len());
         for (mut batch, reply) in items {
-            let position = start.position + (self.entries.len() - payload_start) as u64;
+            let len = batch.len();
             let count = u64::from(batch.count());
-            batches.push((offset, position, batch.len()));
             self.entries
                 .payload()
                 .extend_from_slice(batch.with_base_offset(offset));
+            batches.push((offset, offset + count, batch.into_bytes()));
             replies.push((
-                batch.len() as u64,
+                len as u64,
                 reply,
                 Appended {
                     first_offset: offset,
@@ -685,45 +766,15 @@ impl Committer {
                 },
             ));
             offset += count;
-        }
-        let written = self
-            .entries
-            .bytes()
-            .get(payload_start..)
-            .unwrap_or_default();
-        let end = SegmentEnd {
-            position: start.position + written.len() as u64,
-            next_offset: offset,
-        };
-        if let Err(e) = active.file.write_all_at(written, start.position) {
-            self.entries.abandon();
-            let undone = active.file.set_len(start.position);
-            let error: Box<dyn Fn() -> Error> = if e.kind() == std::io::ErrorKind::StorageFull
-                && undone.is_ok()
-            {
-                tracing::warn!(path = %active.path.display(), "disk full: append refused, nothing written");
-                let path = active.path.clone();
-                Box::new(move || Error::NoSpace { path: path.clone() })
-            } else {
-                partition.poison(format!("write {}: {e}", active.path.display()));
-                Box::new(|| {
-                    partition.poisoned_error().unwrap_or(Error::Closed {
-                        dir: partition.dir.clone(),
-                    })
-                })
-            };
-            for (len, reply, _) in replies {
-                partition.pending_bytes.fetch_sub(len, Ordering::AcqRel);
-                let _ = reply.send(Err(error()));
-            }
-            return None;
+            position += len as u64;
         }
         self.entries.finish();
         Some(Staged {
             partition: Arc::clone(partition),
-            active,
-            start: start.position,
-            end,
+            end: SegmentEnd {
+                position,
+                next_offset: offset,
+            },
             batches,
             replies,
         })
@@ -734,6 +785,11 @@ impl Committer {
     /// keeps the current file (it grows) and is retried after the next
     /// group.
     fn roll_journal(&mut self) {
+        // Everything in the files before the next one must be in segments
+        // before a checkpoint syncs them and deletes those files.
+        if !self.flush_all_tails() {
+            return;
+        }
         if self.dirty {
             let path = self.journal_path();
             if let Err(e) = self.sync_journal() {
@@ -788,6 +844,7 @@ impl Committer {
             })?;
         }
         if let Some(partition) = segment {
+            partition.flush_tail(&mut self.scratch)?;
             let active = partition.active();
             active.file.sync_all().map_err(|e| {
                 partition.poison(format!("fsync {}: {e}", active.path.display()));
@@ -803,6 +860,7 @@ impl Committer {
         if let Some(e) = partition.poisoned_error() {
             return Err(e);
         }
+        partition.flush_tail(&mut self.scratch)?;
         partition.sync_to_disk(&self.core.root, &mut std::collections::HashSet::new())?;
         if forget {
             self.entries.clear(self.core.config.max_group_bytes);
@@ -1005,7 +1063,7 @@ fn replay_entry(partition: &Shared, payload: &[u8]) -> std::result::Result<usize
             position: end.position + len as u64,
             next_offset: header.next_offset(),
         };
-        partition.publish(&active, &[(header.base_offset, end.position, len)], new_end);
+        partition.publish_written(&active, &[(header.base_offset, end.position, len)], new_end);
         written += 1;
     }
     Ok(written)

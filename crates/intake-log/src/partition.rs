@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
-use crate::batch::{EncodedBatch, decode_records};
+use crate::batch::{BatchHeader, EncodedBatch, decode_records};
 use crate::config::{LogConfig, PartitionConfig, PersistMode, Retention};
 use crate::error::{Error, Result};
 use crate::fs::{Filesystem, write_atomic};
@@ -53,6 +54,21 @@ pub struct RetentionReport {
     pub start_offset: u64,
 }
 
+/// Batches published but not yet written to the active segment. The commit
+/// thread writes a partition's batches in bigger pieces than one group's
+/// ([`Shared::flush_tail`]): with thousands of partitions a group holds a
+/// batch or two of each, and a write per partition per group cost more
+/// than the group's fsync. Readers read them from here meanwhile; the
+/// journal holds them durably.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    /// (base offset, next offset, the batch with its base offset set), in
+    /// offset order, following the active segment's written end.
+    batches: Vec<(u64, u64, Bytes)>,
+    /// Their bytes.
+    len: usize,
+}
+
 /// State shared by the handle, the log's commit thread and readers.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -72,10 +88,12 @@ pub(crate) struct Shared {
     /// Set by the commit thread once it closed the partition: appends that
     /// raced the close and arrive later are refused.
     pub(crate) detached: AtomicBool,
-    /// Where the commit thread writes next: ahead of the readers' end
-    /// while a group waits for its journal fsync. Only the commit thread
+    /// Where the next batch goes in the active segment, counting the tail
+    /// and a group waiting for its journal fsync. Only the commit thread
     /// (and recovery, before it runs) uses it.
     pub(crate) write_end: Mutex<SegmentEnd>,
+    /// Published batches the active segment does not hold yet.
+    pub(crate) tail: RwLock<Tail>,
     /// Written since the last checkpoint synced the segments: the journal
     /// still holds the only durable copy of some of it.
     pub(crate) unsynced: AtomicBool,
@@ -121,6 +139,8 @@ impl Shared {
         if !has_data || end.position + incoming <= self.config.segment_bytes {
             return Ok(());
         }
+        // The tail goes to the segment it belongs to before it is sealed.
+        self.flush_tail(&mut Vec::new())?;
         let old = self.active();
         // Sealed segments never depend on the journal.
         old.file
@@ -146,8 +166,9 @@ impl Shared {
 
     /// Syncs the active segment and, for a new partition, the directories
     /// that name it up to `root` (each once, across calls sharing
-    /// `synced_dirs`): afterwards nothing of the partition depends on the
-    /// journal. On failure the partition is poisoned and still unsynced.
+    /// `synced_dirs`): afterwards nothing of the partition written so far
+    /// depends on the journal (the tail is not written: flush it first).
+    /// On failure the partition is poisoned and still unsynced.
     pub(crate) fn sync_to_disk(
         &self,
         root: &Path,
@@ -183,8 +204,14 @@ impl Shared {
     }
 
     /// Makes what was written up to `end` of `active` visible: its index,
-    /// its end, and the high watermark live readers watch.
-    pub(crate) fn publish(&self, active: &Segment, batches: &[(u64, u64, usize)], end: SegmentEnd) {
+    /// its end, and the high watermark live readers watch (recovery, which
+    /// writes batches straight to the segment).
+    pub(crate) fn publish_written(
+        &self,
+        active: &Segment,
+        batches: &[(u64, u64, usize)],
+        end: SegmentEnd,
+    ) {
         {
             let mut index = active.index.write();
             for &(offset, position, len) in batches {
@@ -194,6 +221,125 @@ impl Shared {
         active.set_end(end);
         *self.write_end.lock() = end;
         self.high_watermark.send_replace(end.next_offset);
+    }
+
+    /// Makes `batches` (base offset, next offset, bytes), durable in the
+    /// journal, visible from the tail; `end` is where they end in the
+    /// active segment once written. The tail's size afterwards.
+    pub(crate) fn publish_tail(&self, batches: Vec<(u64, u64, Bytes)>, end: SegmentEnd) -> usize {
+        let len = {
+            let mut tail = self.tail.write();
+            for batch in batches {
+                tail.len += batch.2.len();
+                tail.batches.push(batch);
+            }
+            tail.len
+        };
+        *self.write_end.lock() = end;
+        self.high_watermark.send_replace(end.next_offset);
+        len
+    }
+
+    /// Writes the tail to the active segment with one write (through
+    /// `scratch`) and moves the segment's end past it. Commit thread only.
+    /// A write refused for lack of space is undone and the tail kept, to be
+    /// written later; another failure poisons the partition (the journal
+    /// still holds the batches, and readers the tail).
+    pub(crate) fn flush_tail(&self, scratch: &mut Vec<u8>) -> Result<()> {
+        let batches = {
+            let tail = self.tail.read();
+            if tail.batches.is_empty() {
+                return Ok(());
+            }
+            tail.batches.clone()
+        };
+        let active = self.active();
+        let start = active.end();
+        scratch.clear();
+        let mut index = Vec::with_capacity(batches.len());
+        for (base, _, bytes) in &batches {
+            index.push((*base, start.position + scratch.len() as u64, bytes.len()));
+            scratch.extend_from_slice(bytes);
+        }
+        if let Err(e) = active.file.write_all_at(scratch, start.position) {
+            let undone = active.file.set_len(start.position);
+            if e.kind() == std::io::ErrorKind::StorageFull && undone.is_ok() {
+                return Err(Error::NoSpace {
+                    path: active.path.clone(),
+                });
+            }
+            self.poison(format!("write {}: {e}", active.path.display()));
+            return Err(Error::io("write", &active.path)(e));
+        }
+        {
+            let mut segment_index = active.index.write();
+            for (offset, position, len) in index {
+                segment_index.on_batch(offset, position, len);
+            }
+        }
+        let next_offset = batches.last().map_or(start.next_offset, |b| b.1);
+        active.set_end(SegmentEnd {
+            position: start.position + scratch.len() as u64,
+            next_offset,
+        });
+        {
+            let mut tail = self.tail.write();
+            tail.batches.drain(..batches.len());
+            tail.len = tail.batches.iter().map(|b| b.2.len()).sum();
+        }
+        self.unsynced.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Bytes in the tail.
+    pub(crate) fn tail_len(&self) -> usize {
+        self.tail.read().len
+    }
+
+    /// Records of the tail from `cursor` on, within the limits; `false`
+    /// when the tail no longer starts at or before `cursor` (it was just
+    /// written to the segment: read there).
+    fn read_tail(
+        &self,
+        cursor: &mut u64,
+        high_watermark: u64,
+        records: &mut Vec<Record>,
+        bytes: &mut usize,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<bool> {
+        let tail = self.tail.read();
+        match tail.batches.first() {
+            Some((base, _, _)) if *base <= *cursor => {}
+            _ => return Ok(false),
+        }
+        for (base, next, batch) in &tail.batches {
+            if *next <= *cursor {
+                continue;
+            }
+            if *base >= high_watermark {
+                break;
+            }
+            let corrupt = |reason: String| Error::Corrupt {
+                path: self.dir.clone(),
+                position: 0,
+                reason: format!("unwritten batch at offset {base}: {reason}"),
+            };
+            let header = BatchHeader::parse(batch, self.config.max_batch_bytes)
+                .map_err(|e| corrupt(e.to_string()))?;
+            for record in decode_records(batch, &header).map_err(|e| corrupt(e.to_string()))? {
+                if record.offset < *cursor {
+                    continue;
+                }
+                if records.len() >= max_records || (*bytes >= max_bytes && !records.is_empty()) {
+                    return Ok(true);
+                }
+                *bytes += record.payload_len();
+                *cursor = record.offset + 1;
+                records.push(record);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -322,6 +468,7 @@ impl Partition {
             closed: AtomicBool::new(false),
             detached: AtomicBool::new(false),
             write_end: Mutex::new(end),
+            tail: RwLock::new(Tail::default()),
             unsynced: AtomicBool::new(false),
             new_files: AtomicBool::new(new_files),
             metrics: OnceLock::new(),
@@ -505,14 +652,16 @@ impl Partition {
         self.shared.high_watermark.subscribe()
     }
 
-    /// Bytes in all segment files.
+    /// Bytes in all segment files, counting the batches not written yet.
     pub fn size_bytes(&self) -> u64 {
-        self.shared
+        let written: u64 = self
+            .shared
             .segments
             .read()
             .values()
             .map(|s| s.end().position)
-            .sum()
+            .sum();
+        written + self.shared.tail_len() as u64
     }
 
     /// Number of segment files.
@@ -554,7 +703,19 @@ impl Partition {
             };
             let end = segment.end();
             if cursor >= end.next_offset {
-                break;
+                // Published but not written yet: in the tail (unless it
+                // was written meanwhile, then the segment has it).
+                if self.shared.read_tail(
+                    &mut cursor,
+                    high_watermark,
+                    &mut records,
+                    &mut bytes,
+                    max_records,
+                    max_bytes,
+                )? {
+                    break;
+                }
+                continue;
             }
             let position = segment.index.read().lookup(cursor);
             let mut batches = BatchCursor::new(
@@ -635,7 +796,9 @@ impl Partition {
         loop {
             let candidate = {
                 let segments = self.shared.segments.read();
-                let total: u64 = segments.values().map(|s| s.end().position).sum();
+                // The tail is part of the active segment's size.
+                let total: u64 = segments.values().map(|s| s.end().position).sum::<u64>()
+                    + self.shared.tail_len() as u64;
                 let sealed = segments.len().saturating_sub(1);
                 segments
                     .values()

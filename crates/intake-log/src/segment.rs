@@ -132,12 +132,21 @@ impl Segment {
     ) -> Result<Self> {
         let path = segment_path(dir, base_offset);
         let file = fs.create_new(&path).map_err(Error::io("create", &path))?;
-        file.write_all_at(&header_bytes(base_offset), 0)
-            .map_err(Error::io("write header of", &path))?;
-        if durable {
-            file.sync_data().map_err(Error::io("fsync", &path))?;
-            fs.sync_dir(dir)
-                .map_err(Error::io("fsync directory", dir))?;
+        let made = file
+            .write_all_at(&header_bytes(base_offset), 0)
+            .map_err(Error::io("write header of", &path))
+            .and_then(|()| {
+                if durable {
+                    file.sync_data().map_err(Error::io("fsync", &path))?;
+                    fs.sync_dir(dir)
+                        .map_err(Error::io("fsync directory", dir))?;
+                }
+                Ok(())
+            });
+        if let Err(e) = made {
+            // Not left half made (a full disk): the next try starts afresh.
+            let _ = fs.remove_file(&path);
+            return Err(e);
         }
         Ok(Self::with_end(
             base_offset,

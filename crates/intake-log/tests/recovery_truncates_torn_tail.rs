@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fixture::{append, open, read_all, runtime, value};
-use intake_log::{Error, Filesystem, PartitionConfig, RecoveryMode, StdFilesystem};
+use intake_log::{Error, Filesystem, PartitionConfig, PersistMode, RecoveryMode, StdFilesystem};
 
 /// Writes four batches, returns the segment path, its bytes, and where the
 /// last batch starts.
@@ -26,6 +26,8 @@ fn build(dir: &Path) -> (PathBuf, Vec<u8>, u64) {
         append(&p, &[value(3, 7), value(4, 8), value(5, 9)])
             .await
             .unwrap();
+        // Written to the segment (appends wait in the partition's tail).
+        p.persist(PersistMode::SyncAll).await.unwrap();
     });
     let segment = dir.join("00000000000000000000.log");
     let before_last = std::fs::metadata(&segment).unwrap().len();
