@@ -38,7 +38,7 @@ pub struct LogSettings {
     /// The journal every partition's appends go through starts a new file
     /// at this size; full files are deleted once the segments they cover
     /// are synced. A restart after a crash replays at most about two
-    /// files (default 32 MiB).
+    /// files (default 256 MiB).
     pub journal_file_bytes: u64,
     /// How often retention runs (default "30s").
     #[serde(with = "humantime_serde")]

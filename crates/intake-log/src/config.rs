@@ -155,7 +155,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            journal_file_bytes: 32 * 1024 * 1024,
+            journal_file_bytes: 256 * 1024 * 1024,
             max_group_bytes: 8 * 1024 * 1024,
             group_commit_delay: Duration::from_micros(200),
             recovery: RecoveryMode::TolerateCorruptTail,

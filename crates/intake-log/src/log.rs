@@ -413,7 +413,7 @@ struct Staged {
 /// A partition's tail is written to its segment once it holds this much.
 const FLUSH_BYTES: usize = 64 * 1024;
 /// ... or once its oldest batch is this old.
-const FLUSH_DELAY: Duration = Duration::from_millis(100);
+const FLUSH_DELAY: Duration = Duration::from_secs(1);
 /// ... or once all tails together hold this much.
 const MAX_TAIL_BYTES: usize = 64 * 1024 * 1024;
 
