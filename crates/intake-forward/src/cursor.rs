@@ -50,6 +50,12 @@ impl CursorFile {
         drop(file);
         fs::rename(&tmp, &self.path).map_err(ForwardError::io("rename", &tmp))?;
         if let Some(dir) = self.path.parent() {
+            // The parent of a one-part relative path is empty: the current directory.
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(ForwardError::io("fsync", dir))?;

@@ -189,6 +189,12 @@ impl Filesystem for StdFilesystem {
         std::fs::remove_file(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        // `Path::new("data").parent()` is the empty path: the current directory.
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
         File::open(path)?.sync_all()
     }
     fn modified(&self, path: &Path) -> io::Result<SystemTime> {

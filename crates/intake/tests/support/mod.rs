@@ -37,7 +37,24 @@ impl Intake {
     /// [`Intake::serve`] with environment variables (`INTAKE_...`
     /// settings) set for the process.
     pub fn serve_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_intake")),
+            data_dir,
+            args,
+            env,
+        )
+    }
+
+    /// [`Intake::serve`] run in the working directory `cwd`, so that a
+    /// relative `data_dir` is resolved there.
+    pub fn serve_in(cwd: &Path, data_dir: &Path, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+        command.current_dir(cwd);
+        Self::spawn(command, data_dir, args, &[])
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
