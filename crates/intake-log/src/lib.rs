@@ -29,7 +29,7 @@
 //! The commit thread writes a group's batches to the journal, syncs it, and
 //! only then publishes them: they wait in their partition's tail, where
 //! readers find them, and go to the partition's active segment (page cache
-//! only) in pieces of 64 KiB, or after 100 ms, rather than one write per
+//! only) in pieces of 64 KiB, or after 1 s, rather than one write per
 //! partition per group (spread over 500 streams, those writes cost more
 //! than the group's fsync). Segments are synced later, by a checkpoint:
 //! when a journal file is full, the thread writes every tail, starts the

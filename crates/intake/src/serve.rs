@@ -80,6 +80,16 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Raises the soft limit on open files to the hard one: every partition
+/// keeps its active segment open, so thousands of streams need more than
+/// the soft limit of 1024 most systems start a process with.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
 /// called, not when the future is first polled, so a signal sent right after
 /// `listening on` is printed is not missed.
@@ -109,6 +119,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     init_tracing(config.log_format);
+    raise_open_files_limit();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name("intake-worker");
     if let Some(threads) = config.worker_threads {

@@ -53,6 +53,18 @@ impl Intake {
         Self::spawn(command, data_dir, args, &[])
     }
 
+    /// [`Intake::serve`] started with a soft limit of `open_files` open
+    /// files (`ulimit -Sn`), as a system's default soft limit would.
+    pub fn serve_with_open_files_limit(data_dir: &Path, open_files: u32) -> Self {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -Sn {open_files} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_intake"),
+        ]);
+        Self::spawn(command, data_dir, &[], &[])
+    }
+
     fn spawn(mut command: Command, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
