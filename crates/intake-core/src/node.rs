@@ -102,30 +102,53 @@ struct Registry {
 }
 
 impl Registry {
-    fn build(streams: BTreeMap<String, Arc<Stream>>) -> Self {
-        let mut r = Self {
-            streams,
-            ..Self::default()
-        };
-        for stream in r.streams.values() {
-            let def = stream.definition();
-            for b in &def.bindings.inlong {
-                r.inlong.insert(
-                    (b.group_id.clone(), b.stream_id.clone()),
-                    Arc::clone(stream),
-                );
-            }
-            if let Some(id) = &def.bindings.datahub_id {
-                r.datahub.insert(id.clone(), Arc::clone(stream));
-            }
-            if let Some(ds) = &def.bindings.datasource {
-                r.datasource
-                    .entry(ds.path.clone())
-                    .or_default()
-                    .push(Arc::clone(stream));
+    /// Adds `stream` and its bindings, in place of a stream of its name:
+    /// a change costs the stream's own entries, not a pass over every
+    /// stream.
+    fn insert(&mut self, stream: Arc<Stream>) {
+        self.remove(stream.name());
+        let def = stream.definition();
+        for b in &def.bindings.inlong {
+            self.inlong.insert(
+                (b.group_id.clone(), b.stream_id.clone()),
+                Arc::clone(&stream),
+            );
+        }
+        if let Some(id) = &def.bindings.datahub_id {
+            self.datahub.insert(id.clone(), Arc::clone(&stream));
+        }
+        if let Some(ds) = &def.bindings.datasource {
+            let bound = self.datasource.entry(ds.path.clone()).or_default();
+            let at = bound.partition_point(|s| s.name() < stream.name());
+            bound.insert(at, Arc::clone(&stream));
+        }
+        self.streams.insert(def.name, stream);
+    }
+
+    /// Removes the stream `name` and the bindings it holds; returns it.
+    fn remove(&mut self, name: &str) -> Option<Arc<Stream>> {
+        let stream = self.streams.remove(name)?;
+        let def = stream.definition();
+        for b in &def.bindings.inlong {
+            let pair = (b.group_id.clone(), b.stream_id.clone());
+            if self.inlong.get(&pair).is_some_and(|s| s.name() == name) {
+                self.inlong.remove(&pair);
             }
         }
-        r
+        if let Some(id) = &def.bindings.datahub_id
+            && self.datahub.get(id).is_some_and(|s| s.name() == name)
+        {
+            self.datahub.remove(id);
+        }
+        if let Some(ds) = &def.bindings.datasource
+            && let Some(bound) = self.datasource.get_mut(&ds.path)
+        {
+            bound.retain(|s| s.name() != name);
+            if bound.is_empty() {
+                self.datasource.remove(&ds.path);
+            }
+        }
+        Some(stream)
     }
 
     /// Refuses bindings another stream already holds.
@@ -202,7 +225,7 @@ pub struct Node {
     catalog: Catalog,
     /// The journal and commit thread every partition shares.
     log: Log,
-    registry: RwLock<Arc<Registry>>,
+    registry: RwLock<Registry>,
     /// Serialises changes to the set of streams.
     changes: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
@@ -514,7 +537,7 @@ impl Node {
             config,
             catalog,
             log,
-            registry: RwLock::new(Arc::new(Registry::default())),
+            registry: RwLock::new(Registry::default()),
             changes: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             sinks,
@@ -539,13 +562,13 @@ impl Node {
                 path: node.config.data_dir.display().to_string(),
                 source: std::io::Error::other(e),
             })??;
-        let mut streams = BTreeMap::new();
+        let mut registry = Registry::default();
         for (def, partitions) in opened {
             let stream = node.start_stream(def, partitions).await?;
-            streams.insert(stream.name().to_owned(), Arc::new(stream));
+            registry.insert(Arc::new(stream));
         }
-        tracing::info!(streams = streams.len(), "streams opened");
-        *node.registry.write() = Arc::new(Registry::build(streams));
+        tracing::info!(streams = registry.streams.len(), "streams opened");
+        *node.registry.write() = registry;
         node.spawn_retention();
         if node.config.shares_catalog() {
             node.spawn_catalog_poll();
@@ -556,10 +579,6 @@ impl Node {
     /// The config the node runs with.
     pub fn config(&self) -> &CoreConfig {
         &self.config
-    }
-
-    fn registry(&self) -> Arc<Registry> {
-        Arc::clone(&self.registry.read())
     }
 
     fn stream_dir(&self, name: &str) -> PathBuf {
@@ -673,7 +692,8 @@ impl Node {
     /// # Errors
     /// [`Error::StreamNotFound`].
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>> {
-        self.registry()
+        self.registry
+            .read()
             .streams
             .get(name)
             .cloned()
@@ -766,12 +786,13 @@ impl Node {
 
     /// Every stream, by name.
     pub fn streams(&self) -> Vec<Arc<Stream>> {
-        self.registry().streams.values().cloned().collect()
+        self.registry.read().streams.values().cloned().collect()
     }
 
     /// The stream an InLong groupId/streamId pair is bound to.
     pub fn stream_by_inlong(&self, group_id: &str, stream_id: &str) -> Option<Arc<Stream>> {
-        self.registry()
+        self.registry
+            .read()
             .inlong
             .get(&(group_id.to_owned(), stream_id.to_owned()))
             .cloned()
@@ -779,17 +800,22 @@ impl Node {
 
     /// True when some stream is bound to this InLong group.
     pub fn has_inlong_group(&self, group_id: &str) -> bool {
-        self.registry().inlong.keys().any(|(g, _)| g == group_id)
+        self.registry
+            .read()
+            .inlong
+            .keys()
+            .any(|(g, _)| g == group_id)
     }
 
     /// The stream a CKafka DataHubId is bound to.
     pub fn stream_by_datahub(&self, datahub_id: &str) -> Option<Arc<Stream>> {
-        self.registry().datahub.get(datahub_id).cloned()
+        self.registry.read().datahub.get(datahub_id).cloned()
     }
 
     /// The streams bound to an eKuiper-style push path.
     pub fn streams_by_datasource(&self, path: &str) -> Vec<Arc<Stream>> {
-        self.registry()
+        self.registry
+            .read()
             .datasource
             .get(path)
             .cloned()
@@ -804,11 +830,13 @@ impl Node {
     pub async fn create_stream(&self, def: StreamDefinition) -> Result<Arc<Stream>> {
         let def = normalize_definition(def, &self.schemas)?;
         let _guard = self.changes.lock().await;
-        let registry = self.registry();
-        if registry.streams.contains_key(&def.name) {
-            return Err(Error::StreamExists { name: def.name });
+        {
+            let registry = self.registry.read();
+            if registry.streams.contains_key(&def.name) {
+                return Err(Error::StreamExists { name: def.name });
+            }
+            registry.check_bindings(&def)?;
         }
-        registry.check_bindings(&def)?;
         self.clear_orphan_dir(&def.name)?;
         self.catalog.insert(&def).await?;
         let stream = match self.open_stream(def.clone()).await {
@@ -818,9 +846,7 @@ impl Node {
                 return Err(e);
             }
         };
-        let mut streams = registry.streams.clone();
-        streams.insert(def.name.clone(), Arc::clone(&stream));
-        *self.registry.write() = Arc::new(Registry::build(streams));
+        self.registry.write().insert(Arc::clone(&stream));
         tracing::info!(stream = %def.name, partitions = def.partitions, "stream created");
         Ok(stream)
     }
@@ -852,18 +878,19 @@ impl Node {
     /// [`Error::StreamNotFound`], catalog errors.
     pub async fn delete_stream(&self, name: &str) -> Result<()> {
         let _guard = self.changes.lock().await;
-        let registry = self.registry();
-        let stream = registry
-            .streams
-            .get(name)
-            .cloned()
+        if !self.registry.read().streams.contains_key(name) {
+            return Err(Error::StreamNotFound {
+                name: name.to_owned(),
+            });
+        }
+        self.catalog.delete(name).await?;
+        let stream = self
+            .registry
+            .write()
+            .remove(name)
             .ok_or_else(|| Error::StreamNotFound {
                 name: name.to_owned(),
             })?;
-        self.catalog.delete(name).await?;
-        let mut streams = registry.streams.clone();
-        streams.remove(name);
-        *self.registry.write() = Arc::new(Registry::build(streams));
         stream.stop_sinks();
         // Forgotten, not only closed: the journal must never give a stream
         // made later under this name the records of this one.
@@ -898,15 +925,15 @@ impl Node {
     pub async fn replace_stream(&self, def: StreamDefinition) -> Result<Arc<Stream>> {
         let mut def = normalize_definition(def, &self.schemas)?;
         let _guard = self.changes.lock().await;
-        let registry = self.registry();
-        let old =
-            registry
-                .streams
-                .get(&def.name)
-                .cloned()
-                .ok_or_else(|| Error::StreamNotFound {
-                    name: def.name.clone(),
-                })?;
+        let old = self
+            .registry
+            .read()
+            .streams
+            .get(&def.name)
+            .cloned()
+            .ok_or_else(|| Error::StreamNotFound {
+                name: def.name.clone(),
+            })?;
         let old_def = old.definition();
         if old_def.partitions != def.partitions {
             return Err(Error::definition(
@@ -917,7 +944,7 @@ impl Node {
                 ),
             ));
         }
-        registry.check_bindings(&def)?;
+        self.registry.read().check_bindings(&def)?;
         RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
         def.state = old_def.state;
         self.catalog.update(&def).await?;
@@ -933,9 +960,7 @@ impl Node {
                 Arc::new(self.open_stream(old_def).await?)
             }
         };
-        let mut streams = registry.streams.clone();
-        streams.insert(def.name.clone(), Arc::clone(&stream));
-        *self.registry.write() = Arc::new(Registry::build(streams));
+        self.registry.write().insert(Arc::clone(&stream));
         tracing::info!(stream = %def.name, "stream definition replaced");
         Ok(stream)
     }
@@ -1185,7 +1210,7 @@ impl Node {
     /// As [`Node::reconcile`].
     pub async fn reconcile_from_manager(&self, definitions: Vec<StreamDefinition>) -> Result<bool> {
         let _guard = self.changes.lock().await;
-        if definitions.is_empty() && !self.registry().streams.is_empty() {
+        if definitions.is_empty() && !self.registry.read().streams.is_empty() {
             return Ok(false);
         }
         self.reconcile_locked(definitions, true)
@@ -1198,13 +1223,11 @@ impl Node {
         definitions: Vec<StreamDefinition>,
         persist: bool,
     ) -> Result<()> {
-        let registry = self.registry();
-        let mut streams = registry.streams.clone();
-        let mut changed = false;
         let wanted: std::collections::BTreeSet<String> =
             definitions.iter().map(|d| d.name.clone()).collect();
         for def in definitions {
-            match streams.get(&def.name) {
+            let existing = self.registry.read().streams.get(&def.name).cloned();
+            match existing {
                 Some(stream) => {
                     if stream.state() != def.state {
                         if persist {
@@ -1224,32 +1247,31 @@ impl Node {
                     }
                     let stream = self.open_stream(def.clone()).await?;
                     tracing::info!(stream = %def.name, "stream synced from the catalog");
-                    streams.insert(def.name, Arc::new(stream));
-                    changed = true;
+                    self.registry.write().insert(Arc::new(stream));
                 }
             }
         }
-        let gone: Vec<String> = streams
+        let gone: Vec<String> = self
+            .registry
+            .read()
+            .streams
             .keys()
             .filter(|name| !wanted.contains(*name))
             .cloned()
             .collect();
         for name in gone {
-            if let Some(stream) = streams.remove(&name) {
-                if persist {
-                    self.catalog.delete(&name).await?;
-                }
-                stream.stop_sinks();
-                for p in &stream.partitions {
-                    p.forget().await.ok();
-                }
-                self.clear_orphan_dir(&name)?;
-                tracing::info!(stream = %name, "stream removed: gone from the catalog");
-                changed = true;
+            if persist {
+                self.catalog.delete(&name).await?;
             }
-        }
-        if changed {
-            *self.registry.write() = Arc::new(Registry::build(streams));
+            let Some(stream) = self.registry.write().remove(&name) else {
+                continue;
+            };
+            stream.stop_sinks();
+            for p in &stream.partitions {
+                p.forget().await.ok();
+            }
+            self.clear_orphan_dir(&name)?;
+            tracing::info!(stream = %name, "stream removed: gone from the catalog");
         }
         Ok(())
     }
