@@ -13,7 +13,7 @@ root=$(cd "$here/.." && pwd)
 streams=${1:-5000}
 partitions=${2:-2}
 port=${PORT:-46802}
-cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
+[ -n "${NODE_BIN:-}" ] || cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
 bin=${NODE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/intake}
 data=$(mktemp -d)
 url=http://127.0.0.1:$port

@@ -15,7 +15,7 @@ port=${PORT:-46802}
 streams=${STREAMS:-500}
 conns=${CONNS:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
+[ -n "${NODE_BIN:-}" ] || cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
 bin=${NODE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/intake}
 data=$(mktemp -d)
 "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# native.sh [SECONDS]  (RUNS=N repeats the single-record comparison; WORKERS=N sets --worker-threads) — intake's native push against the physical-limit
+# native.sh [SECONDS]  (RUNS=N repeats the single-record comparison; WORKERS=N sets --worker-threads; NODE_BIN=PATH runs that intake binary instead of building one) — intake's native push against the physical-limit
 # server of ../shared/bench, in one run:
 #   1. one ~200-byte JSON record per request, fsync = always, against the
 #      durable baseline (LIMIT_DURABLE=1): the ratio of issue "Foundation";
@@ -12,9 +12,10 @@ root=$(cd "$here/.." && pwd)
 shared=${SHARED:-$root/../shared}
 secs=${1:-8}
 port=${PORT:-46802}
-cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
+[ -n "${NODE_BIN:-}" ] || cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
+bin=${NODE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/intake}
 data=$(mktemp -d)
-"${CARGO_TARGET_DIR:-$root/target}/release/intake" serve ${WORKERS:+--worker-threads $WORKERS} --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
+"$bin" serve ${WORKERS:+--worker-threads $WORKERS} --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 until grep -q "listening on" "$data/stdout" 2>/dev/null; do sleep 0.1; done
