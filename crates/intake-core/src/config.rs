@@ -83,6 +83,7 @@ impl LogSettings {
             max_group_bytes: self.max_group_bytes,
             group_commit_delay: self.group_commit_delay,
             recovery: self.recovery(),
+            ..LogConfig::default()
         }
     }
 

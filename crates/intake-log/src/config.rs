@@ -150,6 +150,11 @@ pub struct LogConfig {
     pub group_commit_delay: Duration,
     /// What opening does with a torn tail of the last journal file.
     pub recovery: RecoveryMode,
+    /// A group's appends to one partition under [`FsyncPolicy::Always`] of
+    /// this many bytes or more skip the journal: they are written to the
+    /// partition's segment and synced there (one fsync more for the group,
+    /// half the bytes written). `usize::MAX` journals everything.
+    pub direct_write_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -159,6 +164,7 @@ impl Default for LogConfig {
             max_group_bytes: 8 * 1024 * 1024,
             group_commit_delay: Duration::from_micros(200),
             recovery: RecoveryMode::TolerateCorruptTail,
+            direct_write_bytes: 64 * 1024,
         }
     }
 }

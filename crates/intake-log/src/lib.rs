@@ -39,6 +39,16 @@
 //! left into them: batches a segment lacks are written back, those it has
 //! are skipped. A clean shutdown checkpoints, leaving nothing to replay.
 //!
+//! One exception: a group's appends to one partition under `fsync =
+//! always` of `LogConfig::direct_write_bytes` (64 KiB) or more skip the
+//! journal. The partition's tail is written, then they are, and the
+//! segment (and, for a new partition, its directories) is synced before
+//! they are answered; the journal never holds them, and replay finds them
+//! in the segment already. Measured on one stream of 100-record arrays,
+//! journaling them made the node write ~600 MB/s where it had written
+//! ~440 MB/s, and the disk's bandwidth, not the fsyncs, capped it at 0.7
+//! of the build before the journal; written directly it is 0.97.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), intake_log::Error> {

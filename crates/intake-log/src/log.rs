@@ -640,17 +640,28 @@ impl Committer {
         let mut staged = Vec::with_capacity(by_partition.len());
         let mut wants_sync = false;
         for (partition, items) in by_partition {
-            if let Some(s) = self.stage(&partition, items) {
-                match partition.config.fsync {
-                    FsyncPolicy::Always => wants_sync = true,
-                    FsyncPolicy::Interval(every) => {
-                        let due = Instant::now() + every;
-                        self.sync_due = Some(self.sync_due.map_or(due, |d| d.min(due)));
-                    }
-                    FsyncPolicy::Never => {}
-                }
-                staged.push(s);
+            let bytes: usize = items.iter().map(|(batch, _)| batch.len()).sum();
+            // Written twice, a hot partition's large batches cost the disk
+            // twice the bandwidth, and that, not the fsync, is then the
+            // limit (LogConfig::direct_write_bytes).
+            let direct = partition.config.fsync == FsyncPolicy::Always
+                && bytes >= self.core.config.direct_write_bytes;
+            let Some(s) = self.stage(&partition, items, !direct) else {
+                continue;
+            };
+            if direct {
+                self.write_direct(s);
+                continue;
             }
+            match partition.config.fsync {
+                FsyncPolicy::Always => wants_sync = true,
+                FsyncPolicy::Interval(every) => {
+                    let due = Instant::now() + every;
+                    self.sync_due = Some(self.sync_due.map_or(due, |d| d.min(due)));
+                }
+                FsyncPolicy::Never => {}
+            }
+            staged.push(s);
         }
         if staged.is_empty() {
             return;
@@ -698,10 +709,11 @@ impl Committer {
         }
     }
 
-    /// Writes `items` to `partition`'s active segment (rolling it first if
-    /// full) and adds them to the group's journal entries; `None` when they
-    /// were refused (and answered).
-    fn stage(&mut self, partition: &Arc<Shared>, items: Items) -> Option<Staged> {
+    /// Gives `items` their offsets after `partition`'s tail (rolling the
+    /// active segment first if full) and, when `journaled`, adds them to
+    /// the group's journal entries; `None` when they were refused (and
+    /// answered).
+    fn stage(&mut self, partition: &Arc<Shared>, items: Items, journaled: bool) -> Option<Staged> {
         let fail = |items: Items, error: &dyn Fn() -> Error| {
             for (batch, reply) in items {
                 partition
@@ -744,8 +756,10 @@ impl Committer {
             return None;
         }
         let start = *partition.write_end.lock();
-        self.entries
-            .begin(EntryKind::Append, &partition.journal_path);
+        if journaled {
+            self.entries
+                .begin(EntryKind::Append, &partition.journal_path);
+        }
         let mut offset = start.next_offset;
         let mut position = start.position;
         let mut batches = Vec::with_capacity(items.len());
@@ -753,9 +767,10 @@ impl Committer {
         for (mut batch, reply) in items {
             let len = batch.len();
             let count = u64::from(batch.count());
-            self.entries
-                .payload()
-                .extend_from_slice(batch.with_base_offset(offset));
+            let bytes = batch.with_base_offset(offset);
+            if journaled {
+                self.entries.payload().extend_from_slice(bytes);
+            }
             batches.push((offset, offset + count, batch.into_bytes()));
             replies.push((
                 len as u64,
@@ -768,7 +783,9 @@ impl Committer {
             offset += count;
             position += len as u64;
         }
-        self.entries.finish();
+        if journaled {
+            self.entries.finish();
+        }
         Some(Staged {
             partition: Arc::clone(partition),
             end: SegmentEnd {
@@ -778,6 +795,44 @@ impl Committer {
             batches,
             replies,
         })
+    }
+
+    /// Writes `s` past its partition's tail straight to the segment, synced
+    /// there ([`LogConfig::direct_write_bytes`]), and answers its appends.
+    fn write_direct(&mut self, s: Staged) {
+        let partition = Arc::clone(&s.partition);
+        let tail = partition.tail_len();
+        let started = Instant::now();
+        let written = partition.flush_tail(&mut self.scratch).and_then(|()| {
+            self.tail_bytes = self.tail_bytes.saturating_sub(tail);
+            partition.write_durably(&s.batches, s.end, &self.core.root, &mut self.scratch)
+        });
+        match written {
+            Ok(()) => {
+                if let Some(metrics) = self.core.metrics() {
+                    metrics.fsync_took(started.elapsed());
+                }
+                for (len, reply, appended) in s.replies {
+                    partition.pending_bytes.fetch_sub(len, Ordering::AcqRel);
+                    let _ = reply.send(Ok(appended));
+                }
+            }
+            Err(e) => {
+                let no_space = e.is_no_space();
+                tracing::warn!(dir = %partition.dir.display(), error = %e, "append refused");
+                fail_staged(vec![s], || {
+                    if no_space {
+                        Error::NoSpace {
+                            path: partition.dir.clone(),
+                        }
+                    } else {
+                        partition.poisoned_error().unwrap_or_else(|| Error::Closed {
+                            dir: partition.dir.clone(),
+                        })
+                    }
+                });
+            }
+        }
     }
 
     /// Closes the current journal file (synced) and starts the next; the
@@ -856,12 +911,17 @@ impl Committer {
 
     fn close(&mut self, partition: &Arc<Shared>, forget: bool) -> Result<()> {
         partition.detached.store(true, Ordering::Release);
+        // Synced before it leaves the checkpoints' list: a checkpoint
+        // meanwhile waits for this sync rather than delete journal files
+        // the partition still needs.
+        let synced = match partition.poisoned_error() {
+            Some(e) => Err(e),
+            None => partition.flush_tail(&mut self.scratch).and_then(|()| {
+                partition.sync_to_disk(&self.core.root, &mut std::collections::HashSet::new())
+            }),
+        };
         self.core.partitions.lock().remove(&partition.journal_path);
-        if let Some(e) = partition.poisoned_error() {
-            return Err(e);
-        }
-        partition.flush_tail(&mut self.scratch)?;
-        partition.sync_to_disk(&self.core.root, &mut std::collections::HashSet::new())?;
+        synced?;
         if forget {
             self.entries.clear(self.core.config.max_group_bytes);
             self.entries

@@ -102,6 +102,11 @@ pub(crate) struct Shared {
     /// close does, a crash may lose them, and recovery makes them again
     /// from the journal.
     pub(crate) new_files: AtomicBool,
+    /// Held through [`Shared::sync_to_disk`]: a second caller (the
+    /// checkpoint thread beside the commit thread) waits for the fsync the
+    /// first one started rather than take the partition for synced before
+    /// it is.
+    sync_lock: Mutex<()>,
     /// Where the partition reports its figures, once someone asks.
     pub(crate) metrics: OnceLock<LogMetrics>,
 }
@@ -174,6 +179,7 @@ impl Shared {
         root: &Path,
         synced_dirs: &mut std::collections::HashSet<PathBuf>,
     ) -> Result<()> {
+        let _one = self.sync_lock.lock();
         let unsynced = self.unsynced.swap(false, Ordering::AcqRel);
         let new_files = self.new_files.swap(false, Ordering::AcqRel);
         let result: Result<()> = (|| {
@@ -254,10 +260,63 @@ impl Shared {
             tail.batches.clone()
         };
         let active = self.active();
+        let index = self.write_batches(&active, &batches, scratch)?;
+        {
+            let mut segment_index = active.index.write();
+            for &(offset, position, len) in &index {
+                segment_index.on_batch(offset, position, len);
+            }
+        }
+        let start = active.end();
+        let next_offset = batches.last().map_or(start.next_offset, |b| b.1);
+        active.set_end(SegmentEnd {
+            position: start.position + scratch.len() as u64,
+            next_offset,
+        });
+        {
+            let mut tail = self.tail.write();
+            tail.batches.drain(..batches.len());
+            tail.len = tail.batches.iter().map(|b| b.2.len()).sum();
+        }
+        self.unsynced.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes `batches` (base offset, next offset, bytes), which follow the
+    /// tail, straight to the active segment and syncs it (and, for a new
+    /// partition, its directories up to `root`), then makes them visible
+    /// up to `end`: they never go to the journal. The tail must be written
+    /// first. Commit thread only; failures as [`Shared::flush_tail`]'s,
+    /// and a failed sync poisons the partition.
+    pub(crate) fn write_durably(
+        &self,
+        batches: &[(u64, u64, Bytes)],
+        end: SegmentEnd,
+        root: &Path,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        let active = self.active();
+        let index = self.write_batches(&active, batches, scratch)?;
+        self.unsynced.store(true, Ordering::Release);
+        self.sync_to_disk(root, &mut std::collections::HashSet::new())?;
+        self.publish_written(&active, &index, end);
+        Ok(())
+    }
+
+    /// Writes `batches` at the active segment's end with one write (through
+    /// `scratch`); the (offset, position, length) of each for the index.
+    /// A write refused for lack of space is undone; another failure
+    /// poisons the partition.
+    fn write_batches(
+        &self,
+        active: &Segment,
+        batches: &[(u64, u64, Bytes)],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<(u64, u64, usize)>> {
         let start = active.end();
         scratch.clear();
         let mut index = Vec::with_capacity(batches.len());
-        for (base, _, bytes) in &batches {
+        for (base, _, bytes) in batches {
             index.push((*base, start.position + scratch.len() as u64, bytes.len()));
             scratch.extend_from_slice(bytes);
         }
@@ -271,24 +330,7 @@ impl Shared {
             self.poison(format!("write {}: {e}", active.path.display()));
             return Err(Error::io("write", &active.path)(e));
         }
-        {
-            let mut segment_index = active.index.write();
-            for (offset, position, len) in index {
-                segment_index.on_batch(offset, position, len);
-            }
-        }
-        let next_offset = batches.last().map_or(start.next_offset, |b| b.1);
-        active.set_end(SegmentEnd {
-            position: start.position + scratch.len() as u64,
-            next_offset,
-        });
-        {
-            let mut tail = self.tail.write();
-            tail.batches.drain(..batches.len());
-            tail.len = tail.batches.iter().map(|b| b.2.len()).sum();
-        }
-        self.unsynced.store(true, Ordering::Release);
-        Ok(())
+        Ok(index)
     }
 
     /// Bytes in the tail.
@@ -471,6 +513,7 @@ impl Partition {
             tail: RwLock::new(Tail::default()),
             unsynced: AtomicBool::new(false),
             new_files: AtomicBool::new(new_files),
+            sync_lock: Mutex::new(()),
             metrics: OnceLock::new(),
         });
         log.core.register(&shared)?;

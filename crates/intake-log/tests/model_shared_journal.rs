@@ -3,7 +3,8 @@
 //! in one group), clean restarts, power losses, partitions forgotten and
 //! made again at the same path, and checkpoints, on the fault-modelling file
 //! system, with journal files and segments small enough to roll often.
-//! Under fsync = always nothing acknowledged is lost; under never each
+//! Under fsync = always nothing acknowledged is lost, whether a group went
+//! through the journal or (large enough) straight to its segments; under never each
 //! partition keeps a prefix of what it was given; a forgotten partition's
 //! records never reach the one made after it.
 #![allow(
@@ -55,10 +56,11 @@ fn dir(p: usize) -> PathBuf {
 }
 
 /// The log and its partitions, opened and replayed.
-fn open(mem: &MemoryFilesystem, fsync: FsyncPolicy) -> (Log, Vec<Partition>) {
+fn open(mem: &MemoryFilesystem, fsync: FsyncPolicy, direct: usize) -> (Log, Vec<Partition>) {
     let fs: Arc<dyn Filesystem> = Arc::new(mem.clone());
     let config = LogConfig {
         journal_file_bytes: 4096,
+        direct_write_bytes: direct,
         ..LogConfig::default()
     };
     let log = Log::open(fs, "/data", config).unwrap();
@@ -82,11 +84,11 @@ fn tagged(p: usize, incarnation: u32, offset: u64, len: usize) -> Vec<u8> {
     v
 }
 
-fn run(ops: Vec<Op>, fsync: FsyncPolicy) {
+fn run(ops: Vec<Op>, fsync: FsyncPolicy, direct: usize) {
     let durable = fsync == FsyncPolicy::Always;
     let rt = runtime();
     let mut mem = MemoryFilesystem::new();
-    let (mut log, mut parts) = open(&mem, fsync);
+    let (mut log, mut parts) = open(&mem, fsync, direct);
     // The model: every record acknowledged, per partition, by offset; and
     // which incarnation of the partition's path they belong to.
     let mut model: Vec<Vec<Vec<u8>>> = vec![Vec::new(); PARTITIONS];
@@ -150,7 +152,7 @@ fn run(ops: Vec<Op>, fsync: FsyncPolicy) {
                 rt.block_on(log.checkpoint()).unwrap();
                 drop(parts);
                 drop(log);
-                (log, parts) = open(&mem, fsync);
+                (log, parts) = open(&mem, fsync, direct);
             }
             Op::Crash {
                 keep_unsynced_per_mille,
@@ -160,7 +162,7 @@ fn run(ops: Vec<Op>, fsync: FsyncPolicy) {
                 drop(parts);
                 drop(log);
                 mem = crashed;
-                (log, parts) = open(&mem, fsync);
+                (log, parts) = open(&mem, fsync, direct);
                 for (p, partition) in parts.iter().enumerate() {
                     let survived = partition.next_offset();
                     if durable {
@@ -212,11 +214,22 @@ proptest! {
 
     #[test]
     fn shared_journal_matches_model_with_fsync_always(ops in proptest::collection::vec(op(), 1..50)) {
-        run(ops, FsyncPolicy::Always);
+        run(ops, FsyncPolicy::Always, usize::MAX);
+    }
+
+    /// Groups of a partition of `direct` bytes or more skip the journal
+    /// (written and synced in the segment), the rest use it: both kinds
+    /// mix in one partition and across partitions of a group.
+    #[test]
+    fn direct_writes_and_journal_match_model_with_fsync_always(
+        ops in proptest::collection::vec(op(), 1..50),
+        direct in prop_oneof![Just(0usize), 200usize..1500],
+    ) {
+        run(ops, FsyncPolicy::Always, direct);
     }
 
     #[test]
     fn shared_journal_keeps_a_prefix_per_partition_with_fsync_never(ops in proptest::collection::vec(op(), 1..50)) {
-        run(ops, FsyncPolicy::Never);
+        run(ops, FsyncPolicy::Never, 0);
     }
 }

@@ -165,7 +165,7 @@ const DESCRIPTIONS: &[(&str, &str, Option<Unit>, &str)] = &[
         "intake_log_fsync_seconds",
         "histogram",
         Some(Unit::Seconds),
-        "Time of one fdatasync of the journal.",
+        "Time of one fdatasync of the journal, or of the write and fdatasync of a group written straight to a segment.",
     ),
     (
         "intake_log_group_appends",
