@@ -29,7 +29,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 loop_bin=$target/release/examples/producer_loop
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 case $kind in
   nats) server=${NATS_URL:-nats://127.0.0.1:4222} ;;

@@ -28,7 +28,7 @@ cargo build -q --release --manifest-path "$root/Cargo.toml" -p intake
 data=$(mktemp -d)
 "$target/release/intake" serve ${WORKERS:+--worker-threads $WORKERS} --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 until grep -q "listening on" "$data/stdout" 2>/dev/null; do sleep 0.1; done
 url=http://127.0.0.1:$port
 curl -sf -XPOST "$url/v1/streams" -H 'content-type: application/json' \

@@ -31,7 +31,7 @@ start() {
   done
   took=$(awk -v a="$began" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
 }
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$data"' EXIT
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null || true; rm -rf "$data"' EXIT
 rss() { awk '/VmRSS/ {printf "%d MiB", $2/1024}' /proc/$pid/status; }
 threads() { ls /proc/$pid/task | wc -l; }
 mkdir -p "$root/bench/results"

@@ -20,7 +20,7 @@ bin=${NODE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/intake}
 data=$(mktemp -d)
 "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 until grep -q "listening on" "$data/stdout" 2>/dev/null; do
   kill -0 $pid 2>/dev/null || { echo "the node stopped:" >&2; cat "$data/stderr" >&2; exit 1; }
   sleep 0.1

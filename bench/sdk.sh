@@ -13,7 +13,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 data=$(mktemp -d)
 "$target/release/intake" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/stdout" 2>"$data/stderr" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 until grep -q "listening on" "$data/stdout" 2>/dev/null; do sleep 0.1; done
 curl -sf -XPOST "127.0.0.1:$port/v1/streams" -H 'content-type: application/json' -d '{"name":"sdk"}' >/dev/null
 single=$("$target/release/examples/throughput" "127.0.0.1:$port" sdk single "$secs" | awk '{print $3}')

@@ -29,7 +29,7 @@ admin="schemathesis-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 INTAKE_AUTH=tokens INTAKE_ADMIN_TOKEN=$admin \
   "$NODE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/node.log" 2>&1 &
 node=$!
-trap 'kill $node 2>/dev/null; wait $node 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $node 2>/dev/null; wait $node 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
   sleep 0.1
