@@ -12,7 +12,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Intake, create_stream, push};
+use support::{Intake, create_stream, get_json, push};
 
 const SOFT_LIMIT: u32 = 256;
 const STREAMS: usize = 3;
@@ -70,16 +70,9 @@ async fn a_node_raises_its_open_files_limit_for_many_partitions() {
     let r = http.get(node.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     for (i, (partition, offset)) in stored {
-        let page: serde_json::Value = http
-            .get(node.url(&format!(
-                "/v1/streams/wide{i}/partitions/{partition}/records?offset={offset}&limit=1"
-            )))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path =
+            format!("/v1/streams/wide{i}/partitions/{partition}/records?offset={offset}&limit=1");
+        let page = get_json(&http, &node, &path).await;
         assert_eq!(page["records"][0]["offset"], offset, "{page}");
     }
 }

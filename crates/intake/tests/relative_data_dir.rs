@@ -14,7 +14,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{Intake, create_stream, push, unique, wait_forwarded};
+use support::{Intake, create_stream, get_json, push, unique, wait_forwarded};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_opens_and_reopens_a_relative_data_dir() {
@@ -42,14 +42,7 @@ async fn a_node_opens_and_reopens_a_relative_data_dir() {
     );
 
     let node = Intake::serve_in(cwd.path(), Path::new("data"), &[]);
-    let page: Value = http
-        .get(node.url("/v1/streams/rel/partitions/0/records"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(&http, &node, "/v1/streams/rel/partitions/0/records").await;
     let values: Vec<&Value> = page["records"]
         .as_array()
         .unwrap()

@@ -234,6 +234,17 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// `GET` of `path` on `node`, the body as JSON.
+pub async fn get_json(http: &reqwest::Client, node: &Intake, path: &str) -> Value {
+    http.get(node.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `POST /v1/streams` with `definition`, expecting 201.
 pub async fn create_stream(http: &reqwest::Client, node: &Intake, definition: Value) {
     let r = http
