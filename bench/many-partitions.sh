@@ -31,7 +31,8 @@ start() {
   done
   took=$(awk -v a="$began" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
 }
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null || true; rm -rf "$data"' EXIT
+# wait for the node only: a bare wait would also wait for the tee below.
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; fi; rm -rf "$data"' EXIT
 rss() { awk '/VmRSS/ {printf "%d MiB", $2/1024}' /proc/$pid/status; }
 threads() { ls /proc/$pid/task | wc -l; }
 mkdir -p "$root/bench/results"
