@@ -46,8 +46,9 @@
 //! they are answered; the journal never holds them, and replay finds them
 //! in the segment already. Measured on one stream of 100-record arrays,
 //! journaling them made the node write ~600 MB/s where it had written
-//! ~440 MB/s, and the disk's bandwidth, not the fsyncs, capped it at 0.7
-//! of the build before the journal; written directly it is 0.97.
+//! ~440 MB/s, and it reached 0.7 of the build before the journal while
+//! short of neither fsyncs nor CPU (1.1 of 2 cores); written directly it
+//! is 0.93-0.97.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
