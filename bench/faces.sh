@@ -10,16 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 shared=${SHARED:-$root/../shared}
-# compare.sh's exit trap stops at reaping the baseline it killed (143
-# under its `set -e`): its GBs of scratch log would stay behind, so it runs
-# in a scratch TMPDIR removed here, and 143 is not a failure.
-compare() {
-  local scratch status=0
-  scratch=$(mktemp -d)
-  TMPDIR=$scratch "$shared/bench/compare.sh" "$@" || status=$?
-  rm -rf "$scratch"
-  [ "$status" = 0 ] || [ "$status" = 143 ]
-}
+. "$here/compare-limit.sh"
 secs=${1:-8}
 port=${PORT:-46802}
 target=${CARGO_TARGET_DIR:-$root/target}

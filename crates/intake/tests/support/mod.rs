@@ -345,13 +345,7 @@ impl Pushers {
 
 /// `GET /v1/streams/{stream}/sinks`.
 pub async fn sinks_status(http: &reqwest::Client, node: &Intake, stream: &str) -> Value {
-    http.get(node.url(&format!("/v1/streams/{stream}/sinks")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(http, node, &format!("/v1/streams/{stream}/sinks")).await
 }
 
 /// Polls until no sink of `stream` lags (or a minute passes); returns the
