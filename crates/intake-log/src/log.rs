@@ -417,6 +417,14 @@ const FLUSH_DELAY: Duration = Duration::from_secs(1);
 /// ... or once all tails together hold this much.
 const MAX_TAIL_BYTES: usize = 64 * 1024 * 1024;
 
+/// When a partition's tail began, and its first offset: once that tail is
+/// written (it filled up), its entry no longer makes a later tail early.
+struct TailStart {
+    since: Instant,
+    partition: Arc<Shared>,
+    first_offset: u64,
+}
+
 /// The commit thread.
 struct Committer {
     core: Arc<LogCore>,
@@ -434,7 +442,7 @@ struct Committer {
     last_group: usize,
     checkpoints: Sender<u64>,
     /// Partitions with a tail to write, by when it began.
-    tails: std::collections::VecDeque<(Instant, Arc<Shared>)>,
+    tails: std::collections::VecDeque<TailStart>,
     /// Bytes in all tails, about.
     tail_bytes: usize,
     /// The buffer tails are written through.
@@ -528,11 +536,13 @@ impl Committer {
             return;
         }
         let now = Instant::now();
-        while let Some((since, _)) = self.tails.front()
-            && *since + FLUSH_DELAY <= now
+        while let Some(start) = self.tails.front()
+            && start.since + FLUSH_DELAY <= now
         {
-            if let Some((_, partition)) = self.tails.pop_front() {
-                self.flush(&partition);
+            if let Some(start) = self.tails.pop_front()
+                && start.partition.tail_first_offset() == Some(start.first_offset)
+            {
+                self.flush(&start.partition);
             }
         }
     }
@@ -540,8 +550,8 @@ impl Committer {
     /// Writes every tail; false when one could not be written (it stays).
     fn flush_all_tails(&mut self) -> bool {
         let mut all = true;
-        for (_, partition) in std::mem::take(&mut self.tails) {
-            all &= self.flush(&partition);
+        for start in std::mem::take(&mut self.tails) {
+            all &= self.flush(&start.partition);
         }
         all
     }
@@ -557,9 +567,14 @@ impl Committer {
             }
             Err(e) => {
                 tracing::warn!(dir = %partition.dir.display(), error = %e, "cannot write a partition's tail to its segment; the journal keeps it");
-                if partition.tail_len() > 0 && partition.poisoned_error().is_none() {
-                    self.tails
-                        .push_back((Instant::now(), Arc::clone(partition)));
+                if let Some(first_offset) = partition.tail_first_offset()
+                    && partition.poisoned_error().is_none()
+                {
+                    self.tails.push_back(TailStart {
+                        since: Instant::now(),
+                        partition: Arc::clone(partition),
+                        first_offset,
+                    });
                 }
                 false
             }
@@ -569,7 +584,7 @@ impl Committer {
     /// The next command; `Ok(None)` when an interval sync is due first;
     /// `Err` when every handle is gone.
     fn next_command(&self) -> Result<Option<Command>, ()> {
-        let flush_due = self.tails.front().map(|(since, _)| *since + FLUSH_DELAY);
+        let flush_due = self.tails.front().map(|start| start.since + FLUSH_DELAY);
         let due = match (self.sync_due, flush_due) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -692,6 +707,7 @@ impl Committer {
         }
         for s in staged {
             let added: usize = s.batches.iter().map(|b| b.2.len()).sum();
+            let first_offset = s.batches.first().map_or(0, |b| b.0);
             let tail = s.partition.publish_tail(s.batches, s.end);
             self.tail_bytes += added;
             for (len, reply, appended) in s.replies {
@@ -701,7 +717,11 @@ impl Committer {
             if tail >= FLUSH_BYTES {
                 self.flush(&s.partition);
             } else if tail == added {
-                self.tails.push_back((Instant::now(), s.partition));
+                self.tails.push_back(TailStart {
+                    since: Instant::now(),
+                    partition: s.partition,
+                    first_offset,
+                });
             }
         }
         if self.journal_end >= self.core.config.journal_file_bytes {

@@ -338,6 +338,11 @@ impl Shared {
         self.tail.read().len
     }
 
+    /// The offset of the tail's first record, if it holds any.
+    pub(crate) fn tail_first_offset(&self) -> Option<u64> {
+        self.tail.read().batches.first().map(|b| b.0)
+    }
+
     /// Records of the tail from `cursor` on, within the limits; `false`
     /// when the tail no longer starts at or before `cursor` (it was just
     /// written to the segment: read there).

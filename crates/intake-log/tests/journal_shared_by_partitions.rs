@@ -295,3 +295,54 @@ fn a_forgotten_partition_never_gives_its_records_to_a_new_one() {
     let (_log, parts) = open(&crashed, 1, LogConfig::default());
     assert_eq!(values(&parts[0]), [b"new".to_vec()]);
 }
+
+/// A partition's tail is written to its segment about a second after it
+/// began, or at once when it fills up; a tail that filled up does not make
+/// the next one due early (that cost many small segment writes under load).
+#[test]
+fn a_tail_is_written_a_second_after_it_began_not_earlier() {
+    let rt = runtime();
+    let mem = MemoryFilesystem::new();
+    let (_log, parts) = open(&mem, 1, LogConfig::default());
+    let segment = dir(0).join(format!("{:020}.log", 0));
+    let segment_len = || mem.contents(&segment).map_or(0, |c| c.len());
+    let began = std::time::Instant::now();
+    rt.block_on(append(&parts[0], &[value(0, 1000)])).unwrap();
+    // Below the direct-write size each, together past the flush size.
+    for i in 1..=7 {
+        rt.block_on(append(&parts[0], &[value(i, 10_000)])).unwrap();
+    }
+    // The commit thread writes a full tail just after it answers.
+    let deadline = began + Duration::from_millis(400);
+    while segment_len() <= 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the full tail was never written"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let filled = segment_len();
+    std::thread::sleep(Duration::from_millis(500).saturating_sub(began.elapsed()));
+    let second = std::time::Instant::now();
+    rt.block_on(append(&parts[0], &[value(8, 1000)])).unwrap();
+    std::thread::sleep(Duration::from_millis(1250).saturating_sub(began.elapsed()));
+    assert!(
+        second.elapsed() < Duration::from_millis(950),
+        "the test thread slept too long to judge"
+    );
+    assert_eq!(
+        segment_len(),
+        filled,
+        "the second tail began 0.5 s after the first: not due yet"
+    );
+    let deadline = second + Duration::from_secs(10);
+    while segment_len() == filled {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second tail was never written"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(second.elapsed() >= Duration::from_millis(950));
+    assert_eq!(values(&parts[0]).len(), 9);
+}
