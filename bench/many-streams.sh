@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# many-streams.sh [SECONDS]  (RUNS=N rounds, default 3; STREAMS=N, default 500)
+# many-streams.sh [SECONDS]  (RUNS=N rounds, default 3; STREAMS=N, default 500;
+# KINDS="singles arrays" by default, either alone to run only that load)
 # Durable pushes (fsync = always) spread at random over STREAMS one-partition
 # streams against the same load on one stream, in the same run on the same
 # node: one ~200-byte JSON record per request, then 100-record arrays. Each
@@ -41,8 +42,12 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 {
   awk -v a="$started" -v b="$made" -v n="$streams" 'BEGIN{printf "created %d streams in %.1f s\n", n, b-a}'
   echo "node after creating them: RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status) MiB, threads $(ls /proc/$pid/task | wc -l)"
-  for batch in 0 1; do
-    [ "$batch" = 0 ] && echo "== one record per request" || echo "== 100-record arrays"
+  for kind in ${KINDS:-singles arrays}; do
+    case $kind in
+      singles) batch=0; echo "== one record per request" ;;
+      arrays) batch=1; echo "== 100-record arrays" ;;
+      *) echo "unknown kind $kind (singles or arrays)" >&2; exit 2 ;;
+    esac
     : >"$data/ratios"
     for round in $(seq "${RUNS:-3}"); do
       spread=$(rate "$streams" "$batch")
