@@ -40,6 +40,12 @@ pub struct LogSettings {
     /// are synced. A restart after a crash replays at most about two
     /// files (default 256 MiB).
     pub journal_file_bytes: u64,
+    /// Under fsync = "always", a group's appends to one partition of this
+    /// many bytes or more skip the journal: written once, to the
+    /// partition's segment, and synced there (one fsync more for the group,
+    /// half the bytes written). Above `max_group_bytes` everything goes
+    /// through the journal (default 65536).
+    pub direct_write_bytes: usize,
     /// How often retention runs (default "30s").
     #[serde(with = "humantime_serde")]
     pub retention_check_interval: Duration,
@@ -56,6 +62,7 @@ impl Default for LogSettings {
             max_group_bytes: log.max_group_bytes,
             group_commit_delay: log.group_commit_delay,
             journal_file_bytes: log.journal_file_bytes,
+            direct_write_bytes: log.direct_write_bytes,
             verify_on_open: false,
             refuse_torn_tail: false,
             retention_check_interval: Duration::from_secs(30),
@@ -83,7 +90,7 @@ impl LogSettings {
             max_group_bytes: self.max_group_bytes,
             group_commit_delay: self.group_commit_delay,
             recovery: self.recovery(),
-            ..LogConfig::default()
+            direct_write_bytes: self.direct_write_bytes,
         }
     }
 

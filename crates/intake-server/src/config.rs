@@ -428,6 +428,20 @@ mod tests {
     }
 
     #[test]
+    fn log_keys_reach_the_log() {
+        let config: Config = toml::from_str(
+            "[log]\njournal_file_bytes = 1048576\nmax_group_bytes = 65536\ndirect_write_bytes = 0\n",
+        )
+        .unwrap();
+        let log = config.log.log_config();
+        assert_eq!(log.journal_file_bytes, 1 << 20);
+        assert_eq!(log.max_group_bytes, 1 << 16);
+        assert_eq!(log.direct_write_bytes, 0, "every append skips the journal");
+        let defaults = Config::default().log.log_config();
+        assert_eq!(defaults, intake_log::LogConfig::default());
+    }
+
+    #[test]
     fn limits_are_checked_at_their_edges() {
         let with = |f: fn(&mut Limits)| {
             let mut config = Config::default();
