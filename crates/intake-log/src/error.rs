@@ -112,6 +112,14 @@ impl Error {
         }
     }
 
+    /// True for an I/O error saying the process (`EMFILE`) or the system
+    /// (`ENFILE`) has no file handle left: the node is at a limit an
+    /// operator can raise, not broken.
+    pub fn is_out_of_file_handles(&self) -> bool {
+        matches!(self, Self::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { op, path, source }

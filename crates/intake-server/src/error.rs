@@ -268,6 +268,9 @@ mod log_errors {
             LogError::Poisoned { .. } => (StatusCode::SERVICE_UNAVAILABLE, "log_unavailable"),
             LogError::QueueFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             LogError::Closed { .. } => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            LogError::Io { .. } if e.is_out_of_file_handles() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "too_many_open_files")
+            }
             // Failures of the node itself, not of the request: a failed
             // read or open, damaged bytes on disk, a log configuration the
             // node should have refused at start, a caller's bug.
@@ -286,6 +289,9 @@ mod log_errors {
             }
             LogError::QueueFull { .. } => "the stream's write queue is full; retry shortly",
             LogError::Closed { .. } => "the stream is closing; retry shortly",
+            LogError::Io { .. } if e.is_out_of_file_handles() => {
+                "the node has no file handle left (its open files limit, ulimit -n or LimitNOFILE, is reached); nothing was written; retry later"
+            }
             _ => "internal error; see the server log",
         }
     }
