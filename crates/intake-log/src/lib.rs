@@ -50,6 +50,18 @@
 //! short of neither fsyncs nor CPU (1.1 of 2 cores); written directly it
 //! is 0.93-0.97.
 //!
+//! What this layout costs: spread over many partitions, batches below
+//! that size are written twice (journal, then segment). For 100-record
+//! arrays over 500 streams the disk then carries twice the bytes of one
+//! stream's direct writes, and on a shared disk the spread fell to
+//! 0.69-0.84 of one stream after a first round at 0.96-0.99. Writing the
+//! journal with O_DIRECT, syncing it on a second thread, and fsyncing the
+//! segments of a group in parallel instead of journaling (each byte once)
+//! were each measured and were no better (docs/benchmarks.md). Writing each
+//! byte once with one fsync per group needs the journal to be the
+//! partitions' storage (an interleaved entry log with an index per
+//! partition, as BookKeeper's), a later change of layout.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), intake_log::Error> {
@@ -107,7 +119,8 @@
 //!  17   4  count        u32  records in the batch, >= 1
 //!  21   8  first_ts     i64  timestamp of the first record, ms since epoch
 //!  29   8  max_ts       i64  largest timestamp in the batch
-//!  37   2  flags        u16  0 (reserved for compression)
+//!  37   2  flags        u16  0 (reserved for compression and for the
+//!                            request key below)
 //!  39   ..  records, each:
 //!        varint  length of the rest of the record
 //!        varint  offset delta (0, 1, 2, ... in order)
@@ -116,6 +129,19 @@
 //!        varint  value length; then the value
 //!        varint  header count; then per header:
 //!                varint name length, UTF-8 name, varint value length, value
+//!
+//! planned, not yet written (the exactly-once issue): a batch whose flags
+//! have bit 1 (0x0002) set carries its request's key between the header
+//! and the records, under the same CRC, so the key is durable in the same
+//! journal entry and fsync as the records and is rebuilt from the log at
+//! start:
+//!        u8      key kind: 1 = Idempotency-Key, 2 = producer sequence
+//!        varint  key length; then the key (or the producer id)
+//!        u64     producer sequence (kind 2 only)
+//!        16      request fingerprint (hash of body, content type, ...)
+//!        u16     part, u16 parts: a request spread over partitions
+//!                writes one keyed batch per partition; its answer is
+//!                rebuilt from all its parts
 //!
 //! index file
 //!   0   8  magic "INTKIDX\x01"
