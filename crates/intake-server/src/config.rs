@@ -207,6 +207,17 @@ pub struct Limits {
     /// connection idle this long.
     #[serde(with = "humantime_serde")]
     pub request_read_timeout: Duration,
+    /// After `body_rate_grace`, a body must have arrived at this many bytes
+    /// per second on average since it began (default 240, as ASP.NET
+    /// Kestrel's; 0 turns it off). A slower one gets 408
+    /// `request_body_too_slow` and its connection is closed, so a client
+    /// trickling bodies holds a request slot for seconds, not for
+    /// `request_read_timeout`.
+    pub min_body_bytes_per_second: u64,
+    /// How long a body may take before `min_body_bytes_per_second` applies
+    /// (default "5s").
+    #[serde(with = "humantime_serde")]
+    pub body_rate_grace: Duration,
     /// Open connections at most (default 10000); one more is answered 503
     /// with Retry-After and closed.
     pub max_connections: usize,
@@ -248,6 +259,8 @@ impl Default for Limits {
             max_headers: 100,
             max_header_bytes: 64 * 1024,
             request_read_timeout: Duration::from_secs(30),
+            min_body_bytes_per_second: 240,
+            body_rate_grace: Duration::from_secs(5),
             max_connections: 10_000,
             stream_requests_per_second: None,
             token_requests_per_second: None,

@@ -52,6 +52,17 @@ pub enum ApiError {
     /// The body did not arrive in time.
     #[error("the request body did not arrive within {0:?}")]
     SlowClient(Duration),
+    /// The body arrived slower than `limits.min_body_bytes_per_second`
+    /// after the grace period; the connection is closed.
+    #[error(
+        "the request body arrived slower than {min_bytes_per_second} bytes per second after the first {grace:?}"
+    )]
+    BodyTooSlow {
+        /// The minimum rate.
+        min_bytes_per_second: u64,
+        /// How long a body may take before the minimum applies.
+        grace: Duration,
+    },
     /// A stream's or a token's request rate is used up.
     #[error(
         "{limited} is limited to {per_second} requests per second; retry after {retry_after} s"
@@ -139,6 +150,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::SlowClient(_) => (StatusCode::REQUEST_TIMEOUT, "request_read_timeout"),
+            Self::BodyTooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "request_body_too_slow"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::TooManyConnections(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections")
@@ -195,12 +207,19 @@ impl ApiError {
         }
     }
 
-    /// Adds `Retry-After` (when the error has one) to a face's response.
+    /// Adds `Retry-After` (when the error has one) to a face's response,
+    /// and `Connection: close` after a body cut for its slowness (the rest
+    /// of it is not waited for).
     pub fn with_retry_after(&self, mut response: Response) -> Response {
         if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::BodyTooSlow { .. }) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -637,6 +656,15 @@ mod tests {
                 408,
                 "request_read_timeout",
                 "the request body did not arrive within 30s",
+            ),
+            (
+                ApiError::BodyTooSlow {
+                    min_bytes_per_second: 240,
+                    grace: Duration::from_secs(5),
+                },
+                408,
+                "request_body_too_slow",
+                "the request body arrived slower than 240 bytes per second after the first 5s",
             ),
             (
                 ApiError::RateLimited {

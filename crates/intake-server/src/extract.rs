@@ -5,7 +5,10 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use bytes::Bytes;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use std::convert::Infallible;
@@ -20,9 +23,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Reads a whole body, refusing it with 413 past `limit` (at once when the
-/// `Content-Length` says so, else as soon as the limit is crossed) and 408
-/// when it does not arrive within `limits.request_read_timeout`; then
-/// undoes its `Content-Encoding` within `limits.max_decompressed_bytes`.
+/// `Content-Length` says so, else as soon as the limit is crossed), 408
+/// when it arrives slower than `limits.min_body_bytes_per_second` after
+/// `limits.body_rate_grace` or not within `limits.request_read_timeout`;
+/// then undoes its `Content-Encoding` within
+/// `limits.max_decompressed_bytes`.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: axum::body::Body,
@@ -36,7 +41,7 @@ pub(crate) async fn read_body(
 /// [`read_body`] without undoing the `Content-Encoding`: the bytes as sent.
 pub(crate) async fn read_encoded_body(
     headers: &HeaderMap,
-    body: axum::body::Body,
+    mut body: axum::body::Body,
     limit: usize,
     limits: &Limits,
 ) -> Result<Bytes, ApiError> {
@@ -47,21 +52,81 @@ pub(crate) async fn read_encoded_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let read = axum::body::to_bytes(body, limit);
-    let body = match tokio::time::timeout(limits.request_read_timeout, read).await {
-        Err(_) => return Err(ApiError::SlowClient(limits.request_read_timeout)),
-        Ok(read) => read.map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit exceeded");
-            if too_large {
-                ApiError::PayloadTooLarge { limit }
-            } else {
+    let pace = BodyPace::new(limits);
+    // One frame (most bodies) is kept as it came; more are joined.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut received = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(pace.deadline(received), body.frame()).await {
+            Err(_) => return Err(pace.refusal(received)),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|e| {
                 ApiError::BadRequest(format!("could not read the request body: {e}"))
+            })?,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        received += data.len();
+        if received > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        match (&mut first, &mut joined) {
+            (_, Some(joined)) => joined.extend_from_slice(&data),
+            (Some(head), None) => {
+                // Room grows with what arrived, not with what the head
+                // declares: a declared size costs nothing until it comes.
+                let mut both = BytesMut::with_capacity(received.max(64 * 1024).min(limit));
+                both.extend_from_slice(head);
+                both.extend_from_slice(&data);
+                joined = Some(both);
             }
-        })?,
-    };
-    Ok(body)
+            (None, None) => first = Some(data),
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+}
+
+/// When a body being read must have arrived by: within
+/// `request_read_timeout` in all, and, after `body_rate_grace`, at
+/// `min_body_bytes_per_second` on average since it began.
+struct BodyPace {
+    started: tokio::time::Instant,
+    limits: Limits,
+}
+
+impl BodyPace {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            limits: *limits,
+        }
+    }
+
+    /// The time by which more than `received` bytes must have come.
+    fn deadline(&self, received: usize) -> tokio::time::Instant {
+        let outer = self.started + self.limits.request_read_timeout;
+        let rate = self.limits.min_body_bytes_per_second;
+        if rate == 0 {
+            return outer;
+        }
+        // received bytes at `rate` cover this long since the start.
+        let covered = Duration::from_secs_f64(received as f64 / rate as f64);
+        outer.min(self.started + covered.max(self.limits.body_rate_grace))
+    }
+
+    /// The refusal when the deadline for `received` bytes passed.
+    fn refusal(&self, received: usize) -> ApiError {
+        if self.deadline(received) < self.started + self.limits.request_read_timeout {
+            ApiError::BodyTooSlow {
+                min_bytes_per_second: self.limits.min_body_bytes_per_second,
+                grace: self.limits.body_rate_grace,
+            }
+        } else {
+            ApiError::SlowClient(self.limits.request_read_timeout)
+        }
+    }
 }
 
 /// The client's address: the peer of the connection the request came on;

@@ -239,7 +239,7 @@ fn api_code(err: &ApiError) -> &'static str {
         ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
             "InvalidRequest"
         }
-        ApiError::SlowClient(_) => "InvalidRequest",
+        ApiError::SlowClient(_) | ApiError::BodyTooSlow { .. } => "InvalidRequest",
         ApiError::RateLimited { .. } => "RequestLimitExceeded",
         ApiError::TooManyConnections(_) => "RequestLimitExceeded",
         ApiError::BadRequest(_) => "InvalidParameter",

@@ -259,7 +259,7 @@ fn api_code(err: &ApiError) -> u32 {
         ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
             code::UNSUPPORTED_CONTENT_TYPE
         }
-        ApiError::SlowClient(_) => code::DECODE_FAILURE,
+        ApiError::SlowClient(_) | ApiError::BodyTooSlow { .. } => code::DECODE_FAILURE,
         ApiError::RateLimited { .. } | ApiError::TooManyConnections(_) => code::OVERLOADED,
         ApiError::BadRequest(_) => code::DECODE_FAILURE,
         ApiError::RouteNotFound { .. } | ApiError::NotATable(_) => code::UNSUPPORTED_URI,
