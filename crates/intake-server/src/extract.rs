@@ -52,18 +52,31 @@ pub(crate) async fn read_encoded_body(
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let pace = BodyPace::new(limits);
-    // One frame (most bodies) is kept as it came; more are joined.
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
+    // One timer for the whole body, armed only while a frame is awaited
+    // and moved on only when it fires: a body that keeps up never resets
+    // it.
+    let timer = tokio::time::sleep_until(pace.deadline(0));
+    tokio::pin!(timer);
+    let mut frames: Vec<Bytes> = Vec::new();
     let mut received = 0usize;
     loop {
-        let frame = match tokio::time::timeout_at(pace.deadline(received), body.frame()).await {
-            Err(_) => return Err(pace.refusal(received)),
-            Ok(None) => break,
-            Ok(Some(frame)) => frame.map_err(|e| {
-                ApiError::BadRequest(format!("could not read the request body: {e}"))
-            })?,
+        let frame = tokio::select! {
+            biased;
+            frame = body.frame() => frame,
+            () = &mut timer => {
+                let deadline = pace.deadline(received);
+                if deadline <= tokio::time::Instant::now() {
+                    return Err(pace.refusal(received));
+                }
+                timer.as_mut().reset(deadline);
+                continue;
+            }
         };
+        let Some(frame) = frame else {
+            break;
+        };
+        let frame = frame
+            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
@@ -71,20 +84,17 @@ pub(crate) async fn read_encoded_body(
         if received > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        match (&mut first, &mut joined) {
-            (_, Some(joined)) => joined.extend_from_slice(&data),
-            (Some(head), None) => {
-                // Room grows with what arrived, not with what the head
-                // declares: a declared size costs nothing until it comes.
-                let mut both = BytesMut::with_capacity(received.max(64 * 1024).min(limit));
-                both.extend_from_slice(head);
-                both.extend_from_slice(&data);
-                joined = Some(both);
-            }
-            (None, None) => first = Some(data),
-        }
+        frames.push(data);
     }
-    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+    // One frame (most bodies) is kept as it came; more are joined once.
+    if frames.len() <= 1 {
+        return Ok(frames.pop().unwrap_or_default());
+    }
+    let mut joined = BytesMut::with_capacity(received);
+    for frame in &frames {
+        joined.extend_from_slice(frame);
+    }
+    Ok(joined.freeze())
 }
 
 /// When a body being read must have arrived by: within
