@@ -215,7 +215,7 @@ pub struct Limits {
     /// `request_read_timeout`.
     pub min_body_bytes_per_second: u64,
     /// How long a body may take before `min_body_bytes_per_second` applies
-    /// (default "5s").
+    /// (default "5s", at least "1s" while that rate is set).
     #[serde(with = "humantime_serde")]
     pub body_rate_grace: Duration,
     /// Open connections at most (default 10000); one more is answered 503
@@ -359,6 +359,14 @@ impl Config {
                 reason: format!("must be at least {MIN_HEADER_BYTES}"),
             });
         }
+        if self.limits.min_body_bytes_per_second > 0
+            && self.limits.body_rate_grace < Duration::from_secs(1)
+        {
+            return Err(InvalidParameter {
+                name: "limits.body_rate_grace",
+                reason: "must be at least 1s while limits.min_body_bytes_per_second is set (a body's first bytes need time to come)".into(),
+            });
+        }
         if self.limits.request_read_timeout.is_zero() {
             return Err(InvalidParameter {
                 name: "limits.request_read_timeout",
@@ -488,6 +496,18 @@ mod tests {
         assert_eq!(
             with(|l| l.request_read_timeout = Duration::ZERO),
             Err("limits.request_read_timeout")
+        );
+        assert_eq!(with(|l| l.body_rate_grace = Duration::from_secs(1)), Ok(()));
+        assert_eq!(
+            with(|l| l.body_rate_grace = Duration::from_millis(999)),
+            Err("limits.body_rate_grace")
+        );
+        assert_eq!(
+            with(|l| {
+                l.body_rate_grace = Duration::ZERO;
+                l.min_body_bytes_per_second = 0;
+            }),
+            Ok(())
         );
         assert_eq!(
             with(|l| l.max_decompressed_bytes = 0),
