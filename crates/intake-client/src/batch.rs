@@ -130,11 +130,13 @@ fn clone_error(error: &Error) -> Error {
             status,
             code,
             message,
+            expected,
         } => Error::Rejected {
             node: node.clone(),
             status: *status,
             code: code.clone(),
             message: message.clone(),
+            expected: *expected,
         },
         Error::DeadlineExceeded {
             attempts,

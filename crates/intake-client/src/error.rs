@@ -51,6 +51,8 @@ pub enum Error {
         code: String,
         /// The error message from the body.
         message: String,
+        /// With `out_of_order_sequence`: the sequence the node expects.
+        expected: Option<u64>,
     },
     /// Retries ran out of time; carries the last failure.
     #[error("gave up after {attempts} attempts in {elapsed:?}: {last}")]

@@ -8,8 +8,15 @@
 //! ([`Error::is_retryable`] is false). The node list is refreshed from the
 //! manager periodically; when the manager is down the last list is kept.
 //!
-//! Delivery is at least once: a send whose answer was lost (a node killed
-//! after its fsync, before its reply) is sent again and may be stored twice.
+//! Sends are exactly once per node: each carries a producer id and
+//! sequence (`Intake-Producer-Id`, `Intake-Sequence`), and a retry repeats
+//! them, so a send whose answer was lost (a node killed after its fsync,
+//! before its reply) is answered from the node's table of keys and stored
+//! once. The keys live in each node's log: a retry that fails over to
+//! another node (the first did not answer at all) is a new request there,
+//! and may store the records a second time if the first node had them.
+//! Concurrent sends use separate producer ids ("lanes"), as the sequence of
+//! one producer must arrive in order.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), intake_client::Error> {
@@ -164,6 +171,7 @@ impl ClientBuilder {
             manager: self.manager.clone(),
             nodes: Mutex::new(static_nodes.clone()),
             frozen: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
             turn: AtomicUsize::new(0),
             strategy: self.strategy,
             retry: self.retry,
@@ -212,6 +220,25 @@ struct Inner {
     strategy: Strategy,
     retry: RetryPolicy,
     freeze_for: Duration,
+    /// Idle producer lanes per (node, stream).
+    lanes: Mutex<HashMap<(String, String), Vec<Lane>>>,
+}
+
+/// One producer id and its next sequence on one node and stream; a send
+/// holds it alone, so its sequence arrives in order.
+#[derive(Debug)]
+struct Lane {
+    producer: String,
+    next: u64,
+}
+
+impl Lane {
+    fn new() -> Self {
+        Self {
+            producer: uuid::Uuid::new_v4().simple().to_string(),
+            next: 0,
+        }
+    }
 }
 
 /// The answer to a successful [`Client::send`].
@@ -261,10 +288,52 @@ impl Client {
         let body = Bytes::from(body);
         let started = Instant::now();
         let mut attempts = 0;
+        // The lane of the last attempt: a retry on its node repeats its
+        // sequence.
+        let mut held: Option<(String, Lane)> = None;
+        let mut resynced = false;
         loop {
             attempts += 1;
             let result = match self.inner.pick(key) {
-                Some(node) => self.inner.post(&node, stream, body.clone()).await,
+                Some(node) => {
+                    let lane = match held.take() {
+                        Some((at, lane)) if at == node => lane,
+                        // Its outcome there is unknown: never reuse it.
+                        Some(_) | None => self.inner.take_lane(&node, stream),
+                    };
+                    let result = self.inner.post(&node, stream, body.clone(), &lane).await;
+                    match &result {
+                        Ok(_) => {
+                            let lane = Lane {
+                                next: lane.next + 1,
+                                ..lane
+                            };
+                            self.inner.return_lane(&node, stream, lane);
+                        }
+                        Err(Error::Rejected {
+                            expected: Some(next),
+                            ..
+                        }) if !resynced => {
+                            resynced = true;
+                            // The node expects another sequence (this lane's
+                            // earlier send was abandoned before the node got
+                            // it): take its word and send again at once.
+                            held = Some((
+                                node.clone(),
+                                Lane {
+                                    next: *next,
+                                    ..lane
+                                },
+                            ));
+                            attempts -= 1;
+                            continue;
+                        }
+                        // Refused: nothing was written, the sequence is free.
+                        Err(e) if !e.is_retryable() => self.inner.return_lane(&node, stream, lane),
+                        Err(_) => held = Some((node.clone(), lane)),
+                    }
+                    result
+                }
                 None => Err(Error::NoNodes),
             };
             let error = match result {
@@ -358,6 +427,23 @@ impl Inner {
             .map(|n| n.addr.clone())
     }
 
+    /// An idle lane for `stream` on `node`, or a new one.
+    fn take_lane(&self, node: &str, stream: &str) -> Lane {
+        self.lanes
+            .lock()
+            .get_mut(&(node.to_owned(), stream.to_owned()))
+            .and_then(Vec::pop)
+            .unwrap_or_else(Lane::new)
+    }
+
+    fn return_lane(&self, node: &str, stream: &str, lane: Lane) {
+        self.lanes
+            .lock()
+            .entry((node.to_owned(), stream.to_owned()))
+            .or_default()
+            .push(lane);
+    }
+
     fn freeze(&self, node: &str, at_least: Option<Duration>) {
         let for_ = at_least.map_or(self.freeze_for, |d| d.max(self.freeze_for));
         self.frozen
@@ -370,12 +456,15 @@ impl Inner {
         node: &str,
         stream: &str,
         body: Bytes,
+        lane: &Lane,
     ) -> Result<(String, AppendResponse)> {
         let url = format!("http://{node}/v1/streams/{stream}/records");
         let response = match self
             .http
             .post(url)
             .header("content-type", "application/x-ndjson")
+            .header("intake-producer-id", &lane.producer)
+            .header("intake-sequence", lane.next)
             .body(body)
             .send()
             .await
@@ -410,11 +499,12 @@ impl Inner {
             })?;
             return Ok((node.to_owned(), parsed));
         }
-        let (code, message) = match serde_json::from_slice::<ErrorResponse>(&bytes) {
-            Ok(e) => (e.error.code, e.error.message),
+        let (code, message, expected) = match serde_json::from_slice::<ErrorResponse>(&bytes) {
+            Ok(e) => (e.error.code, e.error.message, e.error.expected),
             Err(_) => (
                 "unknown".to_owned(),
                 String::from_utf8_lossy(&bytes).into_owned(),
+                None,
             ),
         };
         if status.is_server_error() || status.as_u16() == 429 {
@@ -432,6 +522,7 @@ impl Inner {
             status: status.as_u16(),
             code,
             message,
+            expected,
         })
     }
 }

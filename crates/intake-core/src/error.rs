@@ -97,6 +97,33 @@ pub enum Error {
         /// The id asked for.
         id: String,
     },
+    /// An `Idempotency-Key`, `Intake-Producer-Id` or `Intake-Sequence`
+    /// that is not acceptable.
+    #[error("{reason}")]
+    InvalidIdempotencyKey {
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// A key seen within the stream's window with a different request.
+    #[error(
+        "{key} was used within the stream's dedup_window for a different request (its body, content type or records differ); use a new key for a new request"
+    )]
+    IdempotencyKeyReused {
+        /// The key, as the client sent it.
+        key: String,
+    },
+    /// A producer sequence that is neither the next one nor one held.
+    #[error(
+        "producer {producer:?} sent sequence {got}, but {expected} is the next one this stream expects"
+    )]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer: String,
+        /// The sequence expected next.
+        expected: u64,
+        /// The sequence sent.
+        got: u64,
+    },
     /// A file-system operation outside the log failed.
     #[error("{op} {path}: {source}")]
     Io {

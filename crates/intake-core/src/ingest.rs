@@ -3,6 +3,7 @@
 //! until durable. Nothing is appended unless every record passed, so a bad
 //! record fails its whole request.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use intake_format::api::PartitionOffsets;
 use intake_log::{EncodedBatch, Header, NewRecord};
 
 use crate::config::IngestLimits;
+use crate::dedup::{Begin, RequestKey, Tag, WriteGuard};
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 use crate::stream::Stream;
@@ -67,6 +69,13 @@ pub struct IngestRequest {
     pub timestamp: Option<i64>,
     /// Headers added to every record.
     pub headers: Vec<Header>,
+    /// Headers added to every record that say where the request came from
+    /// (a client address): unlike `headers`, not part of the request's
+    /// fingerprint, so a retry from another address is still the same
+    /// request.
+    pub origin_headers: Vec<Header>,
+    /// What makes the request exactly-once, if the client gave it.
+    pub key: Option<RequestKey>,
 }
 
 impl IngestRequest {
@@ -77,6 +86,8 @@ impl IngestRequest {
             received_at_ms: now_ms(),
             timestamp: None,
             headers: Vec::new(),
+            origin_headers: Vec::new(),
+            key: None,
         }
     }
 
@@ -87,6 +98,8 @@ impl IngestRequest {
             received_at_ms: now_ms(),
             timestamp: None,
             headers: Vec::new(),
+            origin_headers: Vec::new(),
+            key: None,
         }
     }
 }
@@ -107,6 +120,9 @@ pub struct IngestOutcome {
     /// With `ack = "sink"`: (partition, offset, where the broker stored
     /// it) of the records, as far as the sink still remembers them.
     pub sink_positions: Vec<(u32, u64, intake_forward::BrokerPosition)>,
+    /// True when this is the answer of an earlier request with the same
+    /// key: nothing was written this time.
+    pub replayed: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -130,8 +146,146 @@ pub(crate) async fn ingest(
     request: IngestRequest,
     limits: &IngestLimits,
 ) -> Result<IngestOutcome> {
-    let prepared = prepare(stream, request, limits)?;
+    let prepared = prepare(stream, request, limits, None)?;
     commit(stream, prepared).await
+}
+
+/// Runs the pipeline for a request with a key: answered from the stream's
+/// table when the key was seen, else written with its key (only the
+/// partitions an earlier attempt did not write). The write runs on its
+/// own task, so a client that goes away cannot leave it half-noted.
+pub(crate) async fn ingest_keyed(
+    stream: &Arc<Stream>,
+    request: IngestRequest,
+    key: RequestKey,
+    limits: &IngestLimits,
+) -> Result<IngestOutcome> {
+    let table = &stream.dedup;
+    table.wait_ready().await;
+    let fingerprint = crate::dedup::fingerprint(&request);
+    let guard = loop {
+        match table.begin(&key, fingerprint, request.received_at_ms)? {
+            Begin::Replay(outcome) => return Ok(outcome),
+            Begin::Wait(mut writer) => {
+                // Err once the writer is done: ask again.
+                let _ = writer.changed().await;
+            }
+            Begin::Write(guard) => break guard,
+        }
+    };
+    let stream = Arc::clone(stream);
+    let limits = *limits;
+    tokio::spawn(
+        async move { write_keyed(&stream, request, key, fingerprint, guard, &limits).await },
+    )
+    .await
+    .map_err(|e| Error::Io {
+        op: "write a keyed request to",
+        path: "its stream".into(),
+        source: std::io::Error::other(e),
+    })?
+}
+
+async fn write_keyed(
+    stream: &Stream,
+    request: IngestRequest,
+    key: RequestKey,
+    fingerprint: crate::dedup::Fingerprint,
+    guard: WriteGuard,
+    limits: &IngestLimits,
+) -> Result<IngestOutcome> {
+    let table = &stream.dedup;
+    // Keyless records go where a retry's would: the choice follows the
+    // request, not a counter.
+    let spread = u32::from_le_bytes([
+        fingerprint[0],
+        fingerprint[1],
+        fingerprint[2],
+        fingerprint[3],
+    ]);
+    let round_robin = spread % stream.partition_count();
+    let prepared = match prepare(stream, request, limits, Some(round_robin)) {
+        Ok(p) => p,
+        Err(e) => {
+            table.finish(guard, 0);
+            table.unwind_producer(&key);
+            return Err(e);
+        }
+    };
+    let used: Vec<u32> = prepared
+        .per_partition
+        .iter()
+        .enumerate()
+        .filter(|(_, records)| !records.is_empty())
+        .map(|(p, _)| p as u32)
+        .collect();
+    let received_at_ms = table.prepared(&guard, &used);
+    let tag = Tag {
+        key: key.clone(),
+        fingerprint,
+        received_at_ms,
+        partitions: used.clone().into_boxed_slice(),
+    };
+    let spans = used.len() > 1;
+    let mut positions: Vec<Vec<u32>> = vec![Vec::new(); prepared.per_partition.len()];
+    if spans {
+        for (i, (p, _)) in prepared.placement.iter().enumerate() {
+            positions[*p as usize].push(i as u32);
+        }
+    }
+    let appends = prepared
+        .per_partition
+        .into_iter()
+        .zip(positions)
+        .enumerate()
+        .filter(|(p, (records, _))| !records.is_empty() && !guard.written.contains(&(*p as u32)))
+        .map(|(p, (records, positions))| {
+            let tag = tag.encode(&positions);
+            let guard = &guard;
+            async move {
+                let count = records.len() as u32;
+                let appended = append_part(stream, p as u32, records, Some(&tag)).await?;
+                let positions = spans.then(|| positions.into_boxed_slice());
+                table.part_written(guard, p as u32, appended.first_offset, count, positions);
+                Ok::<_, Error>(())
+            }
+        });
+    // Every append runs to its end (no early exit on the first error): a
+    // part written must be noted, or a retry would write it twice.
+    let results = futures::future::join_all(appends).await;
+    let failed = results.into_iter().find_map(Result::err);
+    match (table.finish(guard, now_ms()), failed) {
+        (Some(mut outcome), _) => {
+            outcome.replayed = false;
+            Ok(outcome)
+        }
+        (None, failed) => {
+            table.unwind_producer(&key);
+            Err(failed.unwrap_or(Error::Io {
+                op: "note the parts of a keyed request in",
+                path: stream.name().to_owned(),
+                source: std::io::Error::other("the key was dropped while its request was written"),
+            }))
+        }
+    }
+}
+
+/// Encodes and appends one partition's records (with the request's tag),
+/// and feeds a table's rows.
+async fn append_part(
+    stream: &Stream,
+    partition: u32,
+    records: Vec<NewRecord>,
+    tag: Option<&[u8]>,
+) -> Result<intake_log::Appended> {
+    let batch = EncodedBatch::encode_tagged(&records, tag)?;
+    let appended = stream.partitions[partition as usize].append(batch).await?;
+    if let Some(table) = &stream.table {
+        for (offset, r) in (appended.first_offset..).zip(&records) {
+            table.apply(partition, offset, r.timestamp, r.key.as_ref(), &r.value);
+        }
+    }
+    Ok(appended)
 }
 
 /// Everything before the append: state check, split, decode, validate,
@@ -140,6 +294,7 @@ pub(crate) fn prepare(
     stream: &Stream,
     request: IngestRequest,
     limits: &IngestLimits,
+    round_robin: Option<u32>,
 ) -> Result<Prepared> {
     if stream.state() == intake_format::api::StreamState::Paused {
         return Err(Error::StreamPaused {
@@ -177,7 +332,7 @@ pub(crate) fn prepare(
         });
     }
     let partitions = stream.partition_count();
-    let round_robin = stream.next_round_robin();
+    let round_robin = round_robin.unwrap_or_else(|| stream.next_round_robin());
     let mut per_partition: Vec<Vec<NewRecord>> = vec![Vec::new(); partitions as usize];
     let mut placement = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
@@ -199,6 +354,7 @@ pub(crate) fn prepare(
             (None, None) => round_robin,
         };
         let mut headers = request.headers.clone();
+        headers.extend(request.origin_headers.iter().cloned());
         headers.extend(item.headers);
         let timestamp = decoded
             .timestamp
@@ -236,14 +392,7 @@ pub(crate) async fn commit(stream: &Stream, prepared: Prepared) -> Result<Ingest
         .map(|(p, records)| (p as u32, records))
         .collect();
     let append = |p: u32, records: Vec<NewRecord>| async move {
-        let batch = EncodedBatch::encode(&records)?;
-        let appended = stream.partitions[p as usize].append(batch).await?;
-        if let Some(table) = &stream.table {
-            for (offset, r) in (appended.first_offset..).zip(&records) {
-                table.apply(p, offset, r.timestamp, r.key.as_ref(), &r.value);
-            }
-        }
-        Ok::<_, Error>((p, appended))
+        Ok::<_, Error>((p, append_part(stream, p, records, None).await?))
     };
     // Most requests touch one partition: no join machinery for them.
     let appended = if used.len() == 1 {
@@ -276,5 +425,6 @@ pub(crate) async fn commit(stream: &Stream, prepared: Prepared) -> Result<Ingest
         received_at_ms,
         durable_at_ms,
         sink_positions: Vec::new(),
+        replayed: false,
     })
 }

@@ -26,7 +26,7 @@ use crate::auth::{Scope, TokenError, TokenInfo};
 use crate::catalog::Catalog;
 use crate::config::CoreConfig;
 use crate::error::{Error, Result};
-use crate::ingest::{IngestOutcome, IngestRequest, ingest};
+use crate::ingest::{IngestOutcome, IngestRequest, ingest, ingest_keyed};
 use crate::stream::Stream;
 use crate::table::Table;
 
@@ -282,6 +282,14 @@ pub fn normalize_definition(
             ));
         }
         (StreamKind::Stream, None) => {}
+    }
+    crate::dedup::parse_window(&def.dedup_window)
+        .map_err(|reason| Error::definition("dedup_window", reason))?;
+    if def.dedup_max_keys == 0 {
+        return Err(Error::definition(
+            "dedup_max_keys",
+            "must be at least 1 (request keys are always held; a short dedup_window holds few)",
+        ));
     }
     match (def.fsync, def.fsync_interval_ms) {
         (FsyncMode::Interval, None) => def.fsync_interval_ms = Some(DEFAULT_FSYNC_INTERVAL_MS),
@@ -670,7 +678,24 @@ impl Node {
             }
             _ => None,
         };
-        Ok(Stream::new(def, codec, partitions, sinks, table))
+        let name = def.name.clone();
+        let stream = Stream::new(def, codec, partitions, sinks, table);
+        // Keyed requests wait for this; the others need not.
+        let dedup = Arc::clone(&stream.dedup);
+        let partitions = stream.partitions.clone();
+        tokio::task::spawn_blocking(move || match dedup.rebuild(&partitions) {
+            Ok(()) => {
+                let held = dedup.counts().keys;
+                if held > 0 {
+                    tracing::info!(stream = %name, keys = held, "request keys rebuilt from the log");
+                }
+            }
+            Err(e) => {
+                tracing::error!(stream = %name, error = %e, "request keys could not be rebuilt from the log: retries of requests sent before this start may be stored twice");
+                dedup.give_up_rebuild();
+            }
+        });
+        Ok(stream)
     }
 
     /// Has the log and every partition, of the streams open now and of
@@ -1093,11 +1118,18 @@ impl Node {
     /// [`Error::StreamPaused`], [`Error::Format`] naming the record,
     /// limits, and log errors ([`Error::is_retryable`] tells which are
     /// worth retrying).
-    pub async fn ingest(&self, stream: &Stream, request: IngestRequest) -> Result<IngestOutcome> {
+    pub async fn ingest(
+        &self,
+        stream: &Arc<Stream>,
+        mut request: IngestRequest,
+    ) -> Result<IngestOutcome> {
         if self.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        let mut outcome = ingest(stream, request, &self.config.limits).await?;
+        let mut outcome = match request.key.take() {
+            Some(key) => ingest_keyed(stream, request, key, &self.config.limits).await?,
+            None => ingest(stream, request, &self.config.limits).await?,
+        };
         stream.await_sink_ack(&mut outcome).await?;
         Ok(outcome)
     }
@@ -1123,8 +1155,25 @@ impl Node {
         }
         let prepared = streams
             .iter()
-            .map(|s| crate::ingest::prepare(s, request.clone(), &self.config.limits))
+            .map(|s| crate::ingest::prepare(s, request.clone(), &self.config.limits, None))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(key) = &request.key {
+            // Every stream accepts it (checked above); each then keeps the
+            // key in its own table, so a retry writes only to the streams
+            // an earlier attempt missed.
+            drop(prepared);
+            return futures::future::try_join_all(streams.iter().map(|s| {
+                let mut request = request.clone();
+                request.key = None;
+                async move {
+                    let mut outcome =
+                        ingest_keyed(s, request, key.clone(), &self.config.limits).await?;
+                    s.await_sink_ack(&mut outcome).await?;
+                    Ok(outcome)
+                }
+            }))
+            .await;
+        }
         futures::future::try_join_all(streams.iter().zip(prepared).map(|(s, p)| async move {
             let mut outcome = crate::ingest::commit(s, p).await?;
             s.await_sink_ack(&mut outcome).await?;

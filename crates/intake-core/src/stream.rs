@@ -11,6 +11,7 @@ use intake_format::api::{
 use intake_forward::StreamSinks;
 use intake_log::Partition;
 
+use crate::dedup::{DedupCounts, DedupTable};
 use crate::error::{Error, Result};
 use crate::ingest::IngestOutcome;
 use crate::table::Table;
@@ -29,6 +30,8 @@ pub struct Stream {
     sinks: Option<StreamSinks>,
     /// The rows, when the stream is a scan table.
     pub(crate) table: Option<Table>,
+    /// The request keys seen within the stream's `dedup_window`.
+    pub(crate) dedup: Arc<DedupTable>,
 }
 
 impl Stream {
@@ -39,7 +42,12 @@ impl Stream {
         sinks: Option<StreamSinks>,
         table: Option<Table>,
     ) -> Self {
+        let dedup = Arc::new(DedupTable::new(
+            crate::dedup::window_of(&definition),
+            definition.dedup_max_keys,
+        ));
         Self {
+            dedup,
             paused: AtomicBool::new(definition.state == StreamState::Paused),
             definition,
             codec,
@@ -99,6 +107,11 @@ impl Stream {
             );
         }
         Ok(())
+    }
+
+    /// What the stream's table of request keys holds.
+    pub fn dedup_counts(&self) -> DedupCounts {
+        self.dedup.counts()
     }
 
     /// The stream's name.
@@ -185,6 +198,15 @@ impl Stream {
         StreamView {
             definition: self.definition().redacted(),
             status: self.status(),
+            dedup: {
+                let c = self.dedup.counts();
+                intake_format::api::DedupStatus {
+                    keys: c.keys,
+                    producers: c.producers,
+                    evicted: c.evicted,
+                    bytes: c.bytes,
+                }
+            },
         }
     }
 

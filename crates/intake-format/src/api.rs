@@ -253,6 +253,29 @@ pub struct StreamDefinition {
     /// later); default 10 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_timeout_ms: Option<u64>,
+    /// How long a request key (`Idempotency-Key`, or a producer's
+    /// sequence) is remembered: a retry within it is answered with the
+    /// first answer and writes nothing. A duration such as `24h`, `90m`.
+    #[serde(default = "default_dedup_window")]
+    #[schema(example = "24h")]
+    pub dedup_window: String,
+    /// Most request keys the stream holds; past it the oldest go first
+    /// (with a warning and the `intake_dedup_evicted_keys_total` metric).
+    #[serde(default = "default_dedup_max_keys")]
+    pub dedup_max_keys: u64,
+}
+
+/// `dedup_window` unless the definition says otherwise.
+pub const DEFAULT_DEDUP_WINDOW: &str = "24h";
+/// `dedup_max_keys` unless the definition says otherwise.
+pub const DEFAULT_DEDUP_MAX_KEYS: u64 = 10_000_000;
+
+fn default_dedup_window() -> String {
+    DEFAULT_DEDUP_WINDOW.to_owned()
+}
+
+fn default_dedup_max_keys() -> u64 {
+    DEFAULT_DEDUP_MAX_KEYS
 }
 
 /// An IP address or a CIDR range of them, written `10.1.2.3`,
@@ -500,6 +523,8 @@ impl StreamDefinition {
             ack: AckMode::Local,
             ack_sink: None,
             ack_timeout_ms: None,
+            dedup_window: default_dedup_window(),
+            dedup_max_keys: DEFAULT_DEDUP_MAX_KEYS,
         }
     }
 }
@@ -604,6 +629,22 @@ pub struct StreamView {
     /// Per-partition offsets and sizes.
     #[serde(default)]
     pub status: Vec<PartitionStatus>,
+    /// What the stream's table of request keys holds now.
+    #[serde(default)]
+    pub dedup: DedupStatus,
+}
+
+/// What a stream's table of request keys holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DedupStatus {
+    /// Request keys held (idempotency keys and producer sequences).
+    pub keys: u64,
+    /// Producers whose sequence is followed.
+    pub producers: u64,
+    /// Keys dropped since start because `dedup_max_keys` was reached.
+    pub evicted: u64,
+    /// Approximate memory the keys take, in bytes.
+    pub bytes: u64,
 }
 
 /// One object: the definition's properties plus `status`. (A derived
@@ -624,6 +665,9 @@ impl utoipa::PartialSchema for StreamView {
             .properties
             .insert("status".into(), <Vec<PartitionStatus>>::schema());
         shape.required.push("status".into());
+        shape
+            .properties
+            .insert("dedup".into(), DedupStatus::schema());
         RefOr::T(Schema::Object(shape))
     }
 }
@@ -633,6 +677,7 @@ impl ToSchema for StreamView {
         schemas.push((StreamDefinition::name().into(), StreamDefinition::schema()));
         StreamDefinition::schemas(schemas);
         schemas.push((PartitionStatus::name().into(), PartitionStatus::schema()));
+        schemas.push((DedupStatus::name().into(), DedupStatus::schema()));
     }
 }
 
@@ -657,6 +702,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence saying what was wrong and what is accepted.
     pub message: String,
+    /// With `out_of_order_sequence`: the `Intake-Sequence` the stream
+    /// expects next from that producer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u64>,
 }
 
 #[cfg(test)]

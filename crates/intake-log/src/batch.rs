@@ -19,6 +19,12 @@ pub const BATCH_HEADER_LEN: usize = 39;
 pub(crate) const LENGTH_PREFIX_LEN: usize = 12;
 /// Where the CRC-covered part starts.
 const CRC_START: usize = 16;
+/// Flag: a request tag sits between the header and the records.
+pub(crate) const FLAG_REQUEST_TAG: u16 = 0x0002;
+/// Every flag this version knows; a batch with another bit set is refused.
+const KNOWN_FLAGS: u16 = FLAG_REQUEST_TAG;
+/// Largest request tag a batch may carry.
+pub const MAX_REQUEST_TAG_BYTES: usize = 64 * 1024;
 
 /// The fixed header in front of every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +71,12 @@ impl BatchHeader {
             return Err(DecodeError::Invalid {
                 at: count_at,
                 what: "record count",
+            });
+        }
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(DecodeError::Invalid {
+                at: BATCH_HEADER_LEN - 2,
+                what: "batch flags",
             });
         }
         Ok(Self {
@@ -120,6 +132,29 @@ impl EncodedBatch {
     /// [`Error::EmptyBatch`] for no records; [`Error::BatchTooLarge`] when the
     /// batch would not fit the 32-bit length field.
     pub fn encode(records: &[NewRecord]) -> Result<Self, Error> {
+        Self::encode_tagged(records, None)
+    }
+
+    /// Encodes `records` into one batch that carries `tag`, opaque bytes
+    /// about the request that wrote it (intake-core keeps its idempotency
+    /// keys there), under the batch's CRC: durable in the same write and
+    /// fsync as the records, and found again by [`crate::Partition::request_tags`].
+    ///
+    /// # Errors
+    /// As [`EncodedBatch::encode`]; [`Error::InvalidParameter`] for a tag
+    /// over [`MAX_REQUEST_TAG_BYTES`].
+    pub fn encode_tagged(records: &[NewRecord], tag: Option<&[u8]>) -> Result<Self, Error> {
+        if let Some(tag) = tag
+            && tag.len() > MAX_REQUEST_TAG_BYTES
+        {
+            return Err(Error::InvalidParameter {
+                name: "request tag",
+                reason: format!(
+                    "{} bytes, over the {MAX_REQUEST_TAG_BYTES}-byte limit",
+                    tag.len()
+                ),
+            });
+        }
         let first = records.first().ok_or(Error::EmptyBatch)?;
         let count = u32::try_from(records.len()).map_err(|_| Error::BatchTooLarge {
             len: records.len() as u64,
@@ -132,6 +167,7 @@ impl EncodedBatch {
             .max()
             .unwrap_or(first_ts);
         let estimate: usize = BATCH_HEADER_LEN
+            + tag.map_or(0, |t| t.len() + 4)
             + records
                 .iter()
                 .map(|r| {
@@ -151,7 +187,12 @@ impl EncodedBatch {
         buf.extend_from_slice(&count.to_le_bytes());
         buf.extend_from_slice(&first_ts.to_le_bytes());
         buf.extend_from_slice(&max_ts.to_le_bytes());
-        buf.extend_from_slice(&0u16.to_le_bytes()); // flags
+        let flags = if tag.is_some() { FLAG_REQUEST_TAG } else { 0 };
+        buf.extend_from_slice(&flags.to_le_bytes());
+        if let Some(tag) = tag {
+            put_varint(&mut buf, tag.len() as u64);
+            buf.extend_from_slice(tag);
+        }
         for (delta, record) in records.iter().enumerate() {
             encode_record(&mut buf, delta as u64, first_ts, record);
         }
@@ -257,6 +298,10 @@ pub(crate) fn decode_records(
         let end = BATCH_HEADER_LEN + r.position();
         batch.slice(end - len..end)
     };
+    if header.flags & FLAG_REQUEST_TAG != 0 {
+        let len = r.varint_len()?;
+        r.bytes(len)?;
+    }
     let mut records = Vec::with_capacity(header.count as usize);
     for expected_delta in 0..u64::from(header.count) {
         let at = r.position();
@@ -325,6 +370,34 @@ pub(crate) fn decode_records(
     Ok(records)
 }
 
+/// The request tag of a whole batch whose CRC has been verified, if it
+/// carries one (a zero-copy slice of `batch`).
+pub(crate) fn request_tag(
+    batch: &Bytes,
+    header: &BatchHeader,
+) -> Result<Option<Bytes>, DecodeError> {
+    if header.flags & FLAG_REQUEST_TAG == 0 {
+        return Ok(None);
+    }
+    let body = batch
+        .get(BATCH_HEADER_LEN..)
+        .ok_or(DecodeError::Truncated {
+            at: batch.len(),
+            needed: BATCH_HEADER_LEN.saturating_sub(batch.len()),
+        })?;
+    let mut r = Reader::new(body);
+    let len = r.varint_len()?;
+    if len > MAX_REQUEST_TAG_BYTES {
+        return Err(DecodeError::Invalid {
+            at: BATCH_HEADER_LEN,
+            what: "request tag length",
+        });
+    }
+    r.bytes(len)?;
+    let end = BATCH_HEADER_LEN + r.position();
+    Ok(Some(batch.slice(end - len..end)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,11 +441,18 @@ mod tests {
 
     proptest! {
         #[test]
-        fn batch_roundtrip(records in proptest::collection::vec(arb_record(), 1..20), base in 0u64..u64::MAX / 2) {
-            let mut batch = EncodedBatch::encode(&records).expect("encodes");
+        fn batch_roundtrip(
+            records in proptest::collection::vec(arb_record(), 1..20),
+            base in 0u64..u64::MAX / 2,
+            tag in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+        ) {
+            let mut batch = EncodedBatch::encode_tagged(&records, tag.as_deref()).expect("encodes");
             prop_assert_eq!(batch.count() as usize, records.len());
             let bytes = batch.with_base_offset(base).to_vec();
             let decoded = decode(&bytes).expect("decodes");
+            let header = BatchHeader::parse(&bytes, u32::MAX).expect("header");
+            let read_tag = request_tag(&Bytes::copy_from_slice(&bytes), &header).expect("tag");
+            prop_assert_eq!(read_tag.as_deref(), tag.as_deref());
             prop_assert_eq!(decoded.len(), records.len());
             for (i, (got, want)) in decoded.iter().zip(&records).enumerate() {
                 prop_assert_eq!(got.offset, base + i as u64);
@@ -403,6 +483,26 @@ mod tests {
                 let _ = decode_records(&Bytes::copy_from_slice(whole), &header);
             }
         }
+    }
+
+    #[test]
+    fn request_tags_are_limited_at_the_edge() {
+        let records = [NewRecord::new(1, "v")];
+        let at_limit = vec![7u8; MAX_REQUEST_TAG_BYTES];
+        assert!(EncodedBatch::encode_tagged(&records, Some(&at_limit)).is_ok());
+        let past = vec![7u8; MAX_REQUEST_TAG_BYTES + 1];
+        assert!(matches!(
+            EncodedBatch::encode_tagged(&records, Some(&past)),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        let mut batch = EncodedBatch::encode(&[NewRecord::new(1, "v")]).expect("encodes");
+        let mut bytes = batch.with_base_offset(0).to_vec();
+        bytes[37] = 0x04;
+        assert!(BatchHeader::parse(&bytes, u32::MAX).is_err());
     }
 
     #[test]

@@ -192,11 +192,13 @@ mod partition;
 mod record;
 mod segment;
 
-pub use batch::{BATCH_HEADER_LEN, EncodedBatch};
+pub use batch::{BATCH_HEADER_LEN, EncodedBatch, MAX_REQUEST_TAG_BYTES};
 pub use config::{FsyncPolicy, LogConfig, PartitionConfig, PersistMode, RecoveryMode, Retention};
 pub use error::{Error, Result};
 pub use fs::{FileHandle, Filesystem, MemoryFilesystem, StdFilesystem};
 pub use log::{Log, ReplayReport};
 pub use metrics::LogMetrics;
-pub use partition::{Appended, Partition, ReadBatch, RetentionReport, SEGMENT_HEADER_BYTES};
+pub use partition::{
+    Appended, Partition, ReadBatch, RetentionReport, SEGMENT_HEADER_BYTES, TaggedBatch,
+};
 pub use record::{Header, NewRecord, Record};

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
-use crate::batch::{BatchHeader, EncodedBatch, decode_records};
+use crate::batch::{BatchHeader, EncodedBatch, decode_records, request_tag};
 use crate::config::{LogConfig, PartitionConfig, PersistMode, Retention};
 use crate::error::{Error, Result};
 use crate::fs::{Filesystem, write_atomic};
@@ -41,6 +41,20 @@ pub struct ReadBatch {
     pub records: Vec<Record>,
     /// Where the next read should start.
     pub next_offset: u64,
+}
+
+/// A stored batch that carries a request tag
+/// ([`EncodedBatch::encode_tagged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedBatch {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Records in the batch.
+    pub count: u32,
+    /// The newest timestamp of its records.
+    pub max_timestamp: i64,
+    /// The tag, as it was given.
+    pub tag: Bytes,
 }
 
 /// What a retention pass deleted.
@@ -826,6 +840,95 @@ impl Partition {
             records,
             next_offset: cursor,
         })
+    }
+
+    /// The tagged batches of the partition, in offset order, from every
+    /// segment written to at or after `since` (by its modification time: a
+    /// segment last written earlier holds only batches written earlier)
+    /// and from the batches not yet written to a segment. Every batch's
+    /// CRC is checked.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a segment cannot be read; [`Error::Corrupt`]
+    /// naming file and position if stored bytes fail their checks.
+    pub fn request_tags(&self, since: SystemTime) -> Result<Vec<TaggedBatch>> {
+        let high_watermark = self.next_offset();
+        let segments: Vec<Arc<Segment>> = self.shared.segments.read().values().cloned().collect();
+        let active = segments.last().map(|s| s.base_offset);
+        let mut tags = Vec::new();
+        let mut scanned_to = 0u64;
+        for segment in segments {
+            let recent = Some(segment.base_offset) == active
+                || self
+                    .shared
+                    .fs
+                    .modified(&segment.path)
+                    .map_or(true, |modified| modified >= since);
+            let end = segment.end();
+            if !recent {
+                continue;
+            }
+            let mut batches = BatchCursor::new(
+                &*segment.file,
+                SEGMENT_HEADER_LEN,
+                end.position,
+                self.shared.config.max_batch_bytes,
+                READ_CHUNK,
+            );
+            loop {
+                let corrupt = |position: u64, reason: String| Error::Corrupt {
+                    path: segment.path.clone(),
+                    position,
+                    reason,
+                };
+                match batches
+                    .next_batch()
+                    .map_err(Error::io("read", &segment.path))?
+                {
+                    Step::End => break,
+                    Step::Invalid { position, reason } => return Err(corrupt(position, reason)),
+                    Step::Batch {
+                        position,
+                        header,
+                        bytes,
+                    } => {
+                        scanned_to = header.next_offset();
+                        let tag = request_tag(&bytes, &header)
+                            .map_err(|e| corrupt(position, e.to_string()))?;
+                        if let Some(tag) = tag {
+                            tags.push(TaggedBatch {
+                                base_offset: header.base_offset,
+                                count: header.count,
+                                max_timestamp: header.max_ts,
+                                tag,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let tail = self.shared.tail.read();
+        for (base, _, batch) in &tail.batches {
+            if *base < scanned_to || *base >= high_watermark {
+                continue;
+            }
+            let corrupt = |reason: String| Error::Corrupt {
+                path: self.shared.dir.clone(),
+                position: 0,
+                reason: format!("unwritten batch at offset {base}: {reason}"),
+            };
+            let header = BatchHeader::parse(batch, self.shared.config.max_batch_bytes)
+                .map_err(|e| corrupt(e.to_string()))?;
+            if let Some(tag) = request_tag(batch, &header).map_err(|e| corrupt(e.to_string()))? {
+                tags.push(TaggedBatch {
+                    base_offset: header.base_offset,
+                    count: header.count,
+                    max_timestamp: header.max_ts,
+                    tag,
+                });
+            }
+        }
+        Ok(tags)
     }
 
     /// Deletes sealed segments per `retention`, oldest first, never the

@@ -197,6 +197,14 @@ impl ApiError {
         .then_some(RETRY_AFTER_SECS)
     }
 
+    /// With `out_of_order_sequence`: the sequence expected next.
+    pub fn expected_sequence(&self) -> Option<u64> {
+        match self {
+            Self::Core(CoreError::OutOfOrderSequence { expected, .. }) => Some(*expected),
+            _ => None,
+        }
+    }
+
     /// Logs the error at the level its status deserves.
     pub fn log(&self) {
         let status = self.status();
@@ -259,6 +267,13 @@ fn core_status_and_code(e: &CoreError) -> (StatusCode, &'static str) {
             (StatusCode::NOT_FOUND, "sink_not_found")
         }
         CoreError::TokenNotFound { .. } => (StatusCode::NOT_FOUND, "token_not_found"),
+        CoreError::InvalidIdempotencyKey { .. } => {
+            (StatusCode::BAD_REQUEST, "invalid_idempotency_key")
+        }
+        CoreError::IdempotencyKeyReused { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+        }
+        CoreError::OutOfOrderSequence { .. } => (StatusCode::CONFLICT, "out_of_order_sequence"),
         CoreError::Token(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         // Failures of the node itself: a file outside the log, a sink's
         // cursor file.
@@ -324,6 +339,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code().to_owned(),
                 message: self.public_message(),
+                expected: self.expected_sequence(),
             },
         };
         self.with_retry_after((self.status(), Json(body)).into_response())

@@ -18,6 +18,7 @@ mod faces;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
+mod idempotency;
 mod listener;
 mod metrics;
 mod openapi;

@@ -166,7 +166,7 @@ impl AppState {
     /// `limits.stream_requests_per_second`; else as [`Node::ingest`].
     pub(crate) async fn ingest(
         &self,
-        stream: &Stream,
+        stream: &Arc<Stream>,
         from: Peer,
         request: IngestRequest,
     ) -> Result<IngestOutcome, ApiError> {

@@ -28,7 +28,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::OriginalUri;
 use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -47,6 +47,7 @@ use crate::auth::{AuthMode, Caller, check_write};
 use crate::content_encoding;
 use crate::error::ApiError;
 use crate::extract::{Peer, is_json, read_encoded_body};
+use crate::idempotency::{Replayed, request_key};
 use crate::state::AppState;
 
 /// The one action served.
@@ -168,18 +169,18 @@ pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
         E::Signature(_) => "unauthorized",
         E::Api(api) => api.code(),
     });
-    let (code, retry_after) = match &err {
-        E::MissingAction | E::MissingParameter(_) => ("MissingParameter", None),
-        E::InvalidAction(_) => ("InvalidAction", None),
-        E::NotJson(_) => ("InvalidParameter", None),
-        E::UnknownParameter(_) => ("UnknownParameter", None),
-        E::InvalidParameterValue { .. } => ("InvalidParameterValue", None),
-        E::DataHubNotFound(_) | E::DataHubNotCreated { .. } => ("ResourceNotFound", None),
-        E::Suspended(_) => ("FailedOperation", None),
-        E::Signature(e) => (e.code(), None),
+    let code = match &err {
+        E::MissingAction | E::MissingParameter(_) => "MissingParameter",
+        E::InvalidAction(_) => "InvalidAction",
+        E::NotJson(_) => "InvalidParameter",
+        E::UnknownParameter(_) => "UnknownParameter",
+        E::InvalidParameterValue { .. } => "InvalidParameterValue",
+        E::DataHubNotFound(_) | E::DataHubNotCreated { .. } => "ResourceNotFound",
+        E::Suspended(_) => "FailedOperation",
+        E::Signature(e) => e.code(),
         E::Api(api) => {
             api.log();
-            (api_code(api), api.retry_after())
+            api_code(api)
         }
     };
     let message = match &err {
@@ -201,10 +202,8 @@ pub(crate) fn render(err: CkafkaError, request_id: Option<&str>) -> Response {
         },
     })
     .into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    if let E::Api(api) = &err {
+        response = api.with_retry_after(response);
     }
     response
 }
@@ -215,6 +214,9 @@ fn api_code(err: &ApiError) -> &'static str {
         ApiError::Core(core) => match core {
             CoreError::StreamPaused { .. } => "FailedOperation",
             CoreError::StreamNotFound { .. } => "ResourceNotFound",
+            CoreError::InvalidIdempotencyKey { .. } => "InvalidParameterValue.IdempotencyKey",
+            CoreError::IdempotencyKeyReused { .. } => "FailedOperation.IdempotencyKeyReused",
+            CoreError::OutOfOrderSequence { .. } => "FailedOperation.OutOfOrderSequence",
             CoreError::Format(_)
             | CoreError::PartitionNotFound { .. }
             | CoreError::TooManyRecords { .. }
@@ -286,13 +288,16 @@ async fn action(
         headers: &headers,
     };
     match send_message(&state, &parts, body).await {
-        Ok(message_id) => Json(Envelope {
-            response: SendMessageResponse {
-                message_id,
-                request_id: &request_id,
-            },
-        })
-        .into_response(),
+        Ok((replayed, message_id)) => (
+            replayed,
+            Json(Envelope {
+                response: SendMessageResponse {
+                    message_id,
+                    request_id: &request_id,
+                },
+            }),
+        )
+            .into_response(),
         Err(e) => render(e, Some(&request_id)),
     }
 }
@@ -309,8 +314,9 @@ async fn send_message(
     state: &AppState,
     parts: &RequestParts<'_>,
     body: Body,
-) -> Result<Vec<String>, CkafkaError> {
+) -> Result<(Replayed, Vec<String>), CkafkaError> {
     let headers = parts.headers;
+    let key = request_key(headers)?;
     match headers.get("x-tc-action").map(HeaderValue::to_str) {
         None => return Err(CkafkaError::MissingAction),
         Some(Ok(SEND_MESSAGE)) => {}
@@ -358,8 +364,10 @@ async fn send_message(
             ..Item::new(m.body)
         })
         .collect();
+    let mut request = IngestRequest::items(items);
+    request.key = key;
     let outcome = state
-        .ingest(&stream, parts.from, IngestRequest::items(items))
+        .ingest(&stream, parts.from, request)
         .await
         .map_err(|e| match e {
             ApiError::Core(CoreError::StreamPaused { .. }) => {
@@ -374,7 +382,10 @@ async fn send_message(
             }
             other => other.into(),
         })?;
-    Ok(message_ids(&datahub_id, stream.name(), &outcome))
+    Ok((
+        Replayed::of(&outcome),
+        message_ids(&datahub_id, stream.name(), &outcome),
+    ))
 }
 
 /// May this request send to `stream`, bound to `datahub_id`? When the
@@ -643,6 +654,7 @@ mod tests {
             offsets: vec![(1, 7), (1, 8)],
             received_at_ms: 1000,
             durable_at_ms: 1005,
+            replayed: false,
             sink_positions: vec![(
                 1,
                 7,

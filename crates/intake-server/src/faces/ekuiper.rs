@@ -26,6 +26,7 @@ use intake_format::Framing;
 
 use crate::error::ApiError;
 use crate::extract::{Peer, read_body};
+use crate::idempotency::{Replayed, request_key};
 use crate::metrics::note_stream;
 use crate::state::{AppState, check_source};
 
@@ -80,19 +81,22 @@ async fn push_inner(state: &AppState, req: Request) -> Result<Response, ApiError
         &state.limits,
     )
     .await?;
-    let request = IngestRequest::body(body, Framing::Raw);
+    let mut request = IngestRequest::body(body, Framing::Raw);
+    request.key = request_key(&parts.headers)?;
     let from = Peer::of(&parts.extensions);
-    if let [stream] = streams.as_slice() {
-        state.ingest(stream, from, request).await?;
+    let replayed = if let [stream] = streams.as_slice() {
+        Replayed::of(&state.ingest(stream, from, request).await?)
     } else {
         for s in &streams {
             note_stream(s.name());
             check_source(s, from)?;
         }
-        state.node.ingest_fanout(&streams, request).await?;
-    }
+        let outcomes = state.node.ingest_fanout(&streams, request).await?;
+        Replayed(!outcomes.is_empty() && outcomes.iter().all(|o| o.replayed))
+    };
     Ok((
         StatusCode::OK,
+        replayed,
         [(CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
         OK,
     )

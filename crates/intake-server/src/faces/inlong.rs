@@ -26,16 +26,19 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use intake_core::{Error as CoreError, Header, IngestRequest, Item, Items, LogError, now_ms};
+use intake_core::{
+    Error as CoreError, Header, IngestRequest, Item, Items, LogError, RequestKey, now_ms,
+};
 use intake_format::api::{Format, InlongBinding, StreamDefinition};
 use percent_encoding::percent_decode;
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::extract::{Peer, media_type_is, read_body};
+use crate::idempotency::{Replayed, request_key};
 use crate::state::AppState;
 
 /// The report path.
@@ -83,6 +86,14 @@ mod code {
     pub(super) const OVERLOADED: u32 = 114;
     /// A record is not acceptable, or `cnt` does not match.
     pub(super) const ITEMS_INVALID: u32 = 123;
+    /// intake's own: a bad `Idempotency-Key`, `Intake-Producer-Id` or
+    /// `Intake-Sequence`.
+    pub(super) const INVALID_IDEMPOTENCY_KEY: u32 = 400;
+    /// intake's own: the producer sequence is not the next one (the
+    /// message says which is).
+    pub(super) const OUT_OF_ORDER_SEQUENCE: u32 = 409;
+    /// intake's own: the `Idempotency-Key` was used for another request.
+    pub(super) const IDEMPOTENCY_KEY_REUSED: u32 = 422;
     /// intake's own: no valid token (`auth = "tokens"`).
     pub(super) const UNAUTHORIZED: u32 = 401;
     /// intake's own: the token may not write to the stream.
@@ -189,17 +200,17 @@ pub(crate) fn render(err: InlongError, callback: Option<&str>) -> Response {
         E::BadCallback => "bad_request",
         E::Api(api) => api.code(),
     });
-    let (code, retry_after) = match &err {
-        E::GroupIdMissing => (code::GROUP_ID_REQUIRED, None),
-        E::StreamIdMissing => (code::STREAM_ID_REQUIRED, None),
-        E::BodyMissing => (code::BODY_REQUIRED, None),
-        E::BodyBlank => (code::EMPTY_MESSAGE, None),
-        E::Unconfigured { .. } | E::NotCreated { .. } => (code::UNCONFIGURED, None),
-        E::CountMismatch { .. } => (code::ITEMS_INVALID, None),
-        E::BadCallback => (code::DECODE_FAILURE, None),
+    let code = match &err {
+        E::GroupIdMissing => code::GROUP_ID_REQUIRED,
+        E::StreamIdMissing => code::STREAM_ID_REQUIRED,
+        E::BodyMissing => code::BODY_REQUIRED,
+        E::BodyBlank => code::EMPTY_MESSAGE,
+        E::Unconfigured { .. } | E::NotCreated { .. } => code::UNCONFIGURED,
+        E::CountMismatch { .. } => code::ITEMS_INVALID,
+        E::BadCallback => code::DECODE_FAILURE,
         E::Api(api) => {
             api.log();
-            (api_code(api), api.retry_after())
+            api_code(api)
         }
     };
     let message = match &err {
@@ -224,10 +235,13 @@ pub(crate) fn render(err: InlongError, callback: Option<&str>) -> Response {
         // not 200.
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
-    if let Some(secs) = retry_after.or((code == code::OVERLOADED).then_some(1)) {
+    if let E::Api(api) = &err {
+        response = api.with_retry_after(response);
+    }
+    if code == code::OVERLOADED && !response.headers().contains_key(RETRY_AFTER) {
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+            .insert(RETRY_AFTER, HeaderValue::from(1u64));
     }
     response
 }
@@ -237,6 +251,9 @@ fn api_code(err: &ApiError) -> u32 {
     match err {
         ApiError::Core(core) => match core {
             CoreError::StreamPaused { .. } => code::SINK_UNREADY,
+            CoreError::InvalidIdempotencyKey { .. } => code::INVALID_IDEMPOTENCY_KEY,
+            CoreError::IdempotencyKeyReused { .. } => code::IDEMPOTENCY_KEY_REUSED,
+            CoreError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE,
             CoreError::StreamNotFound { .. } => code::UNCONFIGURED,
             CoreError::Format(_)
             | CoreError::TooDeep { .. }
@@ -436,6 +453,7 @@ async fn message(State(state): State<AppState>, req: Request) -> Response {
     // The peer address, when served over a socket (not in oneshot tests).
     let from = Peer::of(req.extensions());
     let caller = req.extensions().get::<crate::auth::Caller>().cloned();
+    let key = request_key(req.headers());
     let params = match read_params(&state, req).await {
         Ok(params) => params,
         Err(e) => return render(e, None),
@@ -444,8 +462,12 @@ async fn message(State(state): State<AppState>, req: Request) -> Response {
         Ok(callback) => callback,
         Err(e) => return render(e, None),
     };
-    match report(&state, &params, from, received_at_ms, caller.as_ref()).await {
-        Ok(()) => answer_ok(callback),
+    let key = match key {
+        Ok(key) => key,
+        Err(e) => return render(e.into(), callback),
+    };
+    match report(&state, &params, from, received_at_ms, caller.as_ref(), key).await {
+        Ok(replayed) => (replayed, answer_ok(callback)).into_response(),
         Err(e) => render(e, callback),
     }
 }
@@ -494,7 +516,8 @@ async fn report(
     from: Peer,
     received_at_ms: i64,
     caller: Option<&crate::auth::Caller>,
-) -> Result<(), InlongError> {
+    key: Option<RequestKey>,
+) -> Result<Replayed, InlongError> {
     let group_id = params
         .group_id
         .as_ref()
@@ -559,29 +582,33 @@ async fn report(
             });
         }
     }
-    let mut headers = Vec::with_capacity(3);
-    headers.push(Header {
-        key: "groupId".to_owned(),
-        value: group_id.clone(),
-    });
-    headers.push(Header {
-        key: "streamId".to_owned(),
-        value: stream_id.clone(),
-    });
-    if let Peer(Some(ip)) = from {
-        headers.push(Header {
+    let headers = vec![
+        Header {
+            key: "groupId".to_owned(),
+            value: group_id.clone(),
+        },
+        Header {
+            key: "streamId".to_owned(),
+            value: stream_id.clone(),
+        },
+    ];
+    let origin_headers = match from {
+        Peer(Some(ip)) => vec![Header {
             key: "clientIp".to_owned(),
             value: Bytes::from(ip.to_string()),
-        });
-    }
+        }],
+        Peer(None) => Vec::new(),
+    };
     let request = IngestRequest {
         items: Items::Split(items),
         received_at_ms,
         timestamp,
         headers,
+        origin_headers,
+        key,
     };
-    state.ingest(&stream, from, request).await?;
-    Ok(())
+    let outcome = state.ingest(&stream, from, request).await?;
+    Ok(Replayed::of(&outcome))
 }
 
 /// For the `inlong_form` fuzz target: a form body then a query parsed as a

@@ -31,6 +31,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{AdminJson, ApiPath, ApiQuery, Peer, PushBody, is_json, media_type_is};
+use crate::idempotency::{Replayed, request_key};
 use crate::state::AppState;
 
 /// The `{name}` path parameter of the stream routes.
@@ -167,7 +168,7 @@ fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiEr
 
 /// Pushes records; answers once every one is durable (all or nothing).
 #[utoipa::path(post, path = "/v1/streams/{name}/records", tag = "records",
-    params(StreamName),
+    params(StreamName, crate::idempotency::ExactlyOnceHeaders),
     request_body(description = "A JSON value (one record) or array (one record per element), NDJSON (one record per line), or for formats other than json the body as the format reads it",
         content(
             (Value = "application/json"),
@@ -175,33 +176,38 @@ fn framing(content_type: Option<&str>, stream: &Stream) -> Result<Framing, ApiEr
             (Vec<u8> = "application/octet-stream"),
         )),
     responses(
-        (status = 200, description = "Every record is durable", body = AppendResponse),
-        (status = 400, description = "The body is malformed or a record is invalid (the message names the line or record)", body = ErrorResponse),
+        (status = 200, description = "Every record is durable (or, with `Idempotent-Replayed: true`, was by an earlier request with the same key)", body = AppendResponse),
+        (status = 400, description = "The body is malformed, a record is invalid (the message names the line or record), or the request key is (`invalid_idempotency_key`)", body = ErrorResponse),
         (status = 404, description = "No such stream", body = ErrorResponse),
-        (status = 409, description = "The stream is paused", body = ErrorResponse),
+        (status = 409, description = "The stream is paused, or the producer sequence is not the next one (`out_of_order_sequence`, with `expected`)", body = ErrorResponse),
         (status = 413, description = "The body, a record or the record count is over its limit", body = ErrorResponse),
         (status = 415, description = "A content type or encoding the stream does not read", body = ErrorResponse),
+        (status = 422, description = "The Idempotency-Key was used for a different request within the stream's dedup_window", body = ErrorResponse),
     ))]
 pub(crate) async fn push(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     from: Peer,
     body: PushBody,
-) -> Result<Json<AppendResponse>, ApiError> {
+) -> Result<(Replayed, Json<AppendResponse>), ApiError> {
     let stream = state.node.stream_for_push(&name).await?;
     crate::metrics::note_stream(stream.name());
+    let key = request_key(&body.headers)?;
     let content_type = body
         .headers
         .get(CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let framing = framing(content_type, &stream)?;
-    let outcome = state
-        .ingest(&stream, from, IngestRequest::body(body.body, framing))
-        .await?;
-    Ok(Json(AppendResponse {
-        records: outcome.records,
-        partitions: outcome.partitions,
-    }))
+    let mut request = IngestRequest::body(body.body, framing);
+    request.key = key;
+    let outcome = state.ingest(&stream, from, request).await?;
+    Ok((
+        Replayed::of(&outcome),
+        Json(AppendResponse {
+            records: outcome.records,
+            partitions: outcome.partitions,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -27,7 +27,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +41,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 use crate::extract::{Peer, media_type_is, read_body};
+use crate::idempotency::{Replayed, request_key};
 use crate::state::AppState;
 
 /// Content type of every answer without embedded records.
@@ -190,19 +191,14 @@ fn render_api(api: &ApiError) -> Response {
         _ if api.retry_after().is_some() => (status, 50003, api.public_message()),
         _ => (status, u32::from(status.as_u16()), api.public_message()),
     };
-    let mut response = answer(
+    let response = answer(
         status,
         &ErrorBody {
             error_code,
             message,
         },
     );
-    if let Some(secs) = api.retry_after() {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
+    api.with_retry_after(response)
 }
 
 /// `body` as JSON with the v2 content type.
@@ -358,14 +354,18 @@ async fn produce(
     body: Body,
 ) -> Response {
     match produce_records(&state, path, from, &headers, body).await {
-        Ok(offsets) => answer(
-            StatusCode::OK,
-            &ProduceResponse {
-                key_schema_id: None,
-                value_schema_id: None,
-                offsets,
-            },
-        ),
+        Ok((replayed, offsets)) => (
+            replayed,
+            answer(
+                StatusCode::OK,
+                &ProduceResponse {
+                    key_schema_id: None,
+                    value_schema_id: None,
+                    offsets,
+                },
+            ),
+        )
+            .into_response(),
         Err(e) => render(e),
     }
 }
@@ -376,8 +376,9 @@ async fn produce_records(
     from: Peer,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<OffsetView>, RestProxyError> {
+) -> Result<(Replayed, Vec<OffsetView>), RestProxyError> {
     let params = path_params(path)?;
+    let key = request_key(headers)?;
     let (topic, path_partition) = match params.as_slice() {
         [topic] => (topic, None),
         [topic, partition] => (topic, Some(partition_param(partition)?)),
@@ -413,19 +414,20 @@ async fn produce_records(
         })
         .await?;
     let items = parse_produce(&body, embedded, path_partition)?;
-    let outcome = state
-        .ingest(&stream, from, IngestRequest::items(items))
-        .await?;
-    Ok(outcome
+    let mut request = IngestRequest::items(items);
+    request.key = key;
+    let outcome = state.ingest(&stream, from, request).await?;
+    let offsets = outcome
         .offsets
-        .into_iter()
-        .map(|(partition, offset)| OffsetView {
+        .iter()
+        .map(|&(partition, offset)| OffsetView {
             partition,
             offset,
             error_code: None,
             error: None,
         })
-        .collect())
+        .collect();
+    Ok((Replayed::of(&outcome), offsets))
 }
 
 /// The records of a produce request body, with their keys and values
