@@ -763,3 +763,111 @@ fn varint(r: &mut &[u8]) -> Option<u64> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_key() -> impl Strategy<Value = RequestKey> {
+        prop_oneof![
+            "[!-~]{1,255}".prop_map(RequestKey::Idempotency),
+            ("[!-~]{1,64}", any::<u64>())
+                .prop_map(|(id, sequence)| RequestKey::Producer { id, sequence }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn tags_roundtrip(
+            key in arb_key(),
+            fingerprint in any::<[u8; 16]>(),
+            received_at_ms in any::<i64>(),
+            partitions in proptest::collection::btree_set(0u32..1024, 1..6),
+            positions in proptest::collection::vec(any::<u32>(), 0..50),
+        ) {
+            let tag = Tag {
+                key,
+                fingerprint,
+                received_at_ms,
+                partitions: partitions.into_iter().collect(),
+            };
+            let (decoded, read_positions) = Tag::decode(&tag.encode(&positions)).expect("decodes");
+            prop_assert_eq!(&decoded, &tag);
+            if tag.partitions.len() > 1 {
+                prop_assert_eq!(read_positions, Some(positions));
+            } else {
+                prop_assert_eq!(read_positions, None);
+            }
+        }
+
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Tag::decode(&bytes);
+        }
+
+        #[test]
+        fn idempotency_keys_are_1_to_255_visible_ascii(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let valid = (1..=255).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic);
+            prop_assert_eq!(RequestKey::idempotency(&bytes).is_ok(), valid);
+        }
+
+        #[test]
+        fn sequences_are_decimal_u64(text in "[0-9]{1,21}|[ +-]?[0-9a-z]{0,5}") {
+            let parsed = RequestKey::producer(b"p", text.as_bytes());
+            let expected = if text.bytes().all(|b| b.is_ascii_digit()) { text.parse::<u64>().ok() } else { None };
+            prop_assert_eq!(
+                parsed.ok().map(|k| match k { RequestKey::Producer { sequence, .. } => sequence, RequestKey::Idempotency(_) => u64::MAX }),
+                expected
+            );
+        }
+    }
+
+    fn table(window_ms: u64, max_keys: u64) -> DedupTable {
+        let table = DedupTable::new(Duration::from_millis(window_ms), max_keys);
+        table.give_up_rebuild();
+        table
+    }
+
+    fn write(table: &DedupTable, key: &RequestKey, at: i64) {
+        let Begin::Write(guard) = table.begin(key, [1; 16], at).expect("begins") else {
+            panic!("not a write");
+        };
+        table.prepared(&guard, &[0]);
+        table.part_written(&guard, 0, 10, 2, None);
+        assert!(table.finish(guard, at).is_some());
+    }
+
+    #[test]
+    fn past_max_keys_the_oldest_go_first() {
+        let table = table(60_000, 2);
+        let keys: Vec<RequestKey> = (0..3)
+            .map(|i| RequestKey::Idempotency(format!("k{i}")))
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            write(&table, key, i as i64);
+        }
+        assert_eq!(table.counts().keys, 2);
+        assert_eq!(table.counts().evicted, 1);
+        assert!(matches!(
+            table.begin(&keys[2], [1; 16], 5),
+            Ok(Begin::Replay(_))
+        ));
+        assert!(matches!(
+            table.begin(&keys[0], [1; 16], 5),
+            Ok(Begin::Write(_))
+        ));
+    }
+
+    #[test]
+    fn a_writer_that_went_away_frees_its_key() {
+        let table = table(60_000, 10);
+        let key = RequestKey::Idempotency("k".into());
+        let Ok(Begin::Write(guard)) = table.begin(&key, [1; 16], 0) else {
+            panic!("not a write");
+        };
+        assert!(matches!(table.begin(&key, [1; 16], 0), Ok(Begin::Wait(_))));
+        drop(guard);
+        assert!(matches!(table.begin(&key, [1; 16], 0), Ok(Begin::Write(_))));
+    }
+}

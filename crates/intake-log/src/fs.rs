@@ -225,6 +225,9 @@ struct Faults {
     syncs: AtomicU64,
     /// Microseconds every file fsync takes.
     sync_delay_us: AtomicU64,
+    /// Writes that grow files under this directory fail with
+    /// `StorageFull`.
+    full_under: Mutex<Option<PathBuf>>,
 }
 
 #[derive(Debug, Default)]
@@ -243,6 +246,9 @@ struct MemFileData {
 
 #[derive(Debug)]
 struct MemFile {
+    /// Where the file was made (a rename does not move it here; the
+    /// path-scoped fault follows the name a file was created with).
+    path: PathBuf,
     data: Mutex<MemFileData>,
     faults: Arc<Faults>,
     /// The owning file system, for the capacity check (weak: no cycle).
@@ -250,8 +256,9 @@ struct MemFile {
 }
 
 impl MemFile {
-    fn new(fs: &MemoryFilesystem, data: MemFileData) -> Arc<Self> {
+    fn new(fs: &MemoryFilesystem, path: &Path, data: MemFileData) -> Arc<Self> {
         Arc::new(Self {
+            path: path.to_path_buf(),
             data: Mutex::new(data),
             faults: Arc::clone(&fs.faults),
             state: Arc::downgrade(&fs.state),
@@ -310,6 +317,7 @@ impl MemoryFilesystem {
                 }
                 let f = MemFile::new(
                     &out,
+                    path,
                     MemFileData {
                         synced: bytes.clone(),
                         bytes,
@@ -337,6 +345,13 @@ impl MemoryFilesystem {
     /// `StorageFull` and write nothing.
     pub fn set_capacity(&self, bytes: u64) {
         self.faults.capacity.store(bytes, Ordering::SeqCst);
+    }
+
+    /// From now on, writes that grow a file under `dir` fail with
+    /// `StorageFull` (`None` lifts the fault): one partition's disk is
+    /// full while the others, and the journal, are not.
+    pub fn set_full_under(&self, dir: Option<PathBuf>) {
+        *self.faults.full_under.lock() = dir;
     }
 
     /// Makes every file fsync take this long (like a slow disk).
@@ -394,7 +409,13 @@ impl FileHandle for MemFile {
         let growth = end.saturating_sub(current) as u64;
         if growth > 0 {
             let capacity = self.faults.capacity.load(Ordering::SeqCst);
-            if self.used_bytes().saturating_add(growth) > capacity {
+            let full_here = self
+                .faults
+                .full_under
+                .lock()
+                .as_ref()
+                .is_some_and(|dir| self.path.starts_with(dir));
+            if full_here || self.used_bytes().saturating_add(growth) > capacity {
                 return Err(io::Error::new(
                     io::ErrorKind::StorageFull,
                     "injected: no space left",
@@ -483,6 +504,7 @@ impl Filesystem for MemoryFilesystem {
         }
         let file = MemFile::new(
             self,
+            path,
             MemFileData {
                 modified: Some(SystemTime::now()),
                 ..MemFileData::default()

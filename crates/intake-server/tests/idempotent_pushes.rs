@@ -529,3 +529,89 @@ async fn dedup_settings_are_checked() {
     assert_eq!(view["dedup_window"], "90m");
     assert_eq!(view["dedup_max_keys"], 5);
 }
+
+#[tokio::test]
+async fn a_retry_writes_only_the_partitions_a_failed_attempt_missed() {
+    let fs = intake_log::MemoryFilesystem::new();
+    // The catalog is a file on the real disk; the log is in `fs`.
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = CoreConfig::new(dir.path());
+    // Partition 1's part goes straight to its segment, where the fault is;
+    // partition 0's small part goes through the journal, which works.
+    core.log.direct_write_bytes = 4096;
+    let node = Node::open_with_filesystem(core, Arc::new(fs.clone()))
+        .await
+        .unwrap();
+    let state = AppState::new(node, Limits::default());
+    let create = Request::post("/v1/streams")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name": "s", "partitions": 2}"#))
+        .unwrap();
+    assert_eq!(send(&state, create).await.0, 201);
+    let pad = "p".repeat(3000);
+    let body = json!({"records": [
+        {"partition": 0, "value": {"i": 0}},
+        {"partition": 1, "value": {"i": 1, "pad": pad}},
+        {"partition": 0, "value": {"i": 2}},
+        {"partition": 1, "value": {"i": 3, "pad": pad}},
+    ]})
+    .to_string();
+    let push = || {
+        Request::post("/topics/s")
+            .header("content-type", "application/vnd.kafka.json.v2+json")
+            .header("idempotency-key", "split")
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let read = |partition: u32| {
+        let state = state.clone();
+        async move {
+            let req = Request::get(format!("/v1/streams/s/partitions/{partition}/records"))
+                .body(Body::empty())
+                .unwrap();
+            let (_, _, body) = send(&state, req).await;
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["value"]["i"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    fs.set_full_under(Some(dir.path().join("streams/s/1")));
+    let (status, _, failed) = send(&state, push()).await;
+    assert_eq!(status, 507, "{}", String::from_utf8_lossy(&failed));
+    assert_eq!(read(0).await, [0, 2], "partition 0 was written");
+    assert_eq!(read(1).await, Vec::<u64>::new(), "partition 1 was not");
+
+    fs.set_full_under(None);
+    let (status, h, answer) = send(&state, push()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        !h.contains_key("idempotent-replayed"),
+        "partition 1 was written now"
+    );
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["offsets"],
+        json!([
+            {"partition": 0, "offset": 0, "error_code": null, "error": null},
+            {"partition": 1, "offset": 0, "error_code": null, "error": null},
+            {"partition": 0, "offset": 1, "error_code": null, "error": null},
+            {"partition": 1, "offset": 1, "error_code": null, "error": null},
+        ]),
+        "the full answer, in request order"
+    );
+    assert_eq!(read(0).await, [0, 2], "each record once");
+    assert_eq!(read(1).await, [1, 3]);
+    let (status, h, again) = send(&state, push()).await;
+    assert_eq!(
+        (status, h["idempotent-replayed"].to_str().unwrap()),
+        (200, "true")
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&again).unwrap(), answer);
+    assert_eq!(read(0).await, [0, 2]);
+    assert_eq!(read(1).await, [1, 3]);
+}
