@@ -25,6 +25,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use intake_log::Partition;
@@ -251,7 +252,11 @@ pub(crate) struct DedupTable {
     ready: watch::Receiver<bool>,
     ready_tx: watch::Sender<bool>,
     /// Keys dropped because the table was full.
-    evicted: std::sync::atomic::AtomicU64,
+    evicted: AtomicU64,
+    /// Requests answered from the table.
+    replayed: AtomicU64,
+    /// Requests refused for reusing a key with another request.
+    reused: AtomicU64,
 }
 
 /// What to do with a keyed request.
@@ -283,6 +288,10 @@ pub struct DedupCounts {
     pub evicted: u64,
     /// Approximate bytes the table holds.
     pub bytes: u64,
+    /// Requests answered from the table since start.
+    pub replayed: u64,
+    /// Requests refused since start for reusing a key with another request.
+    pub reused: u64,
 }
 
 /// Approximate bytes of one held key (entry, map slot, order slot).
@@ -301,7 +310,9 @@ impl DedupTable {
             state: Mutex::new(TableState::default()),
             ready,
             ready_tx,
-            evicted: std::sync::atomic::AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
         }
     }
 
@@ -319,8 +330,10 @@ impl DedupTable {
         DedupCounts {
             keys,
             producers: state.producers.len() as u64,
-            evicted: self.evicted.load(std::sync::atomic::Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
             bytes: keys * BYTES_PER_KEY,
+            replayed: self.replayed.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
         }
     }
 
@@ -341,6 +354,7 @@ impl DedupTable {
         self.expire(&mut state, now_ms);
         if let Some(entry) = state.entries.get_mut(&id) {
             if entry.fingerprint != fingerprint {
+                self.reused.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::IdempotencyKeyReused {
                     key: key.describe(),
                 });
@@ -354,6 +368,7 @@ impl DedupTable {
                 entry.in_flight = None;
             }
             if entry.complete() {
+                self.replayed.fetch_add(1, Ordering::Relaxed);
                 return Ok(Begin::Replay(outcome_of(entry)));
             }
             let (done, waiting) = watch::channel(());
@@ -505,9 +520,7 @@ impl DedupTable {
             }
         }
         if dropped > 0 {
-            let before = self
-                .evicted
-                .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+            let before = self.evicted.fetch_add(dropped, Ordering::Relaxed);
             if before == 0 {
                 tracing::warn!(
                     max_keys = self.max_keys,

@@ -205,6 +205,8 @@ impl Stream {
                     producers: c.producers,
                     evicted: c.evicted,
                     bytes: c.bytes,
+                    replayed: c.replayed,
+                    reused: c.reused,
                 }
             },
         }

@@ -645,6 +645,10 @@ pub struct DedupStatus {
     pub evicted: u64,
     /// Approximate memory the keys take, in bytes.
     pub bytes: u64,
+    /// Requests answered with an earlier answer since start.
+    pub replayed: u64,
+    /// Requests refused since start for reusing a key with another request.
+    pub reused: u64,
 }
 
 /// One object: the definition's properties plus `status`. (A derived

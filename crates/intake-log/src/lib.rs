@@ -119,8 +119,8 @@
 //!  17   4  count        u32  records in the batch, >= 1
 //!  21   8  first_ts     i64  timestamp of the first record, ms since epoch
 //!  29   8  max_ts       i64  largest timestamp in the batch
-//!  37   2  flags        u16  0 (reserved for compression and for the
-//!                            request key below)
+//!  37   2  flags        u16  0x0002: a request tag follows (below);
+//!                            other bits reserved (compression), refused
 //!  39   ..  records, each:
 //!        varint  length of the rest of the record
 //!        varint  offset delta (0, 1, 2, ... in order)
@@ -130,18 +130,17 @@
 //!        varint  header count; then per header:
 //!                varint name length, UTF-8 name, varint value length, value
 //!
-//! planned, not yet written (the exactly-once issue): a batch whose flags
-//! have bit 1 (0x0002) set carries its request's key between the header
-//! and the records, under the same CRC, so the key is durable in the same
-//! journal entry and fsync as the records and is rebuilt from the log at
-//! start:
-//!        u8      key kind: 1 = Idempotency-Key, 2 = producer sequence
-//!        varint  key length; then the key (or the producer id)
-//!        u64     producer sequence (kind 2 only)
-//!        16      request fingerprint (hash of body, content type, ...)
-//!        u16     part, u16 parts: a request spread over partitions
-//!                writes one keyed batch per partition; its answer is
-//!                rebuilt from all its parts
+//! request tag: a batch whose flags have bit 1 (0x0002) set carries
+//! opaque bytes about the request that wrote it between the header and the
+//! records, under the same CRC, so they are durable in the same journal
+//! entry (or direct write) and fsync as the records
+//! ([`EncodedBatch::encode_tagged`], found again by
+//! [`Partition::request_tags`]):
+//!        varint  tag length (at most 64 KiB); then the tag
+//! intake-core keeps a push's idempotency key or producer sequence there,
+//! with the request's fingerprint and partitions (its layout is in
+//! intake-core's `dedup` module); readers of records skip it. A batch with
+//! any other flag bit set is refused as damaged.
 //!
 //! index file
 //!   0   8  magic "INTKIDX\x01"

@@ -204,6 +204,42 @@ const DESCRIPTIONS: &[(&str, &str, Option<Unit>, &str)] = &[
         "Bytes on disk, by stream and partition.",
     ),
     (
+        "intake_dedup_keys",
+        "gauge",
+        None,
+        "Request keys (Idempotency-Key, producer sequences) a stream holds within its dedup_window.",
+    ),
+    (
+        "intake_dedup_bytes",
+        "gauge",
+        Some(Unit::Bytes),
+        "Approximate memory a stream's request keys take.",
+    ),
+    (
+        "intake_dedup_producers",
+        "gauge",
+        None,
+        "Producers whose Intake-Sequence a stream follows.",
+    ),
+    (
+        "intake_dedup_replayed_total",
+        "counter",
+        None,
+        "Requests answered with the answer of an earlier request with the same key (nothing written), by stream.",
+    ),
+    (
+        "intake_dedup_key_reused_total",
+        "counter",
+        None,
+        "Requests refused (422 idempotency_key_reused) for a key seen with a different request, by stream.",
+    ),
+    (
+        "intake_dedup_evicted_keys_total",
+        "counter",
+        None,
+        "Request keys dropped before their window ended because the stream held dedup_max_keys, by stream.",
+    ),
+    (
         "intake_stream_paused",
         "gauge",
         None,
@@ -515,6 +551,29 @@ impl Metrics {
             }
             let stream_label = || vec![Label::new("stream", name.clone())];
             gauge("intake_log_pending_bytes", stream_label(), pending as f64);
+            let dedup = stream.dedup_counts();
+            gauge("intake_dedup_keys", stream_label(), dedup.keys as f64);
+            gauge("intake_dedup_bytes", stream_label(), dedup.bytes as f64);
+            gauge(
+                "intake_dedup_producers",
+                stream_label(),
+                dedup.producers as f64,
+            );
+            counter(
+                "intake_dedup_replayed_total",
+                stream_label(),
+                dedup.replayed,
+            );
+            counter(
+                "intake_dedup_key_reused_total",
+                stream_label(),
+                dedup.reused,
+            );
+            counter(
+                "intake_dedup_evicted_keys_total",
+                stream_label(),
+                dedup.evicted,
+            );
             let paused = stream.state() == StreamState::Paused;
             gauge(
                 "intake_stream_paused",

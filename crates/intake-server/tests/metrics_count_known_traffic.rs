@@ -263,3 +263,57 @@ fn every_metric_is_documented_in_the_readme() {
         );
     }
 }
+
+#[tokio::test]
+async fn request_keys_are_counted() {
+    let node = TestNode::new(Limits::default()).await;
+    node.create(json!({"name": "s"})).await;
+    let (url, _stop) = serve(&node).await;
+    let http = reqwest::Client::new();
+    let push = |key: &'static str, body: &'static str| {
+        http.post(format!("{url}/v1/streams/s/records"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body)
+            .send()
+    };
+    for (key, body, status) in [
+        ("a", "{\"n\":1}", 200),
+        ("a", "{\"n\":1}", 200),
+        ("a", "{\"n\":1}", 200),
+        ("a", "{\"n\":2}", 422),
+        ("b", "{\"n\":1}", 200),
+    ] {
+        assert_eq!(push(key, body).await.unwrap().status(), status);
+    }
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = parse(&text);
+    assert_eq!(sample(&samples, "intake_dedup_keys{stream=s}"), 2.0);
+    assert_eq!(
+        sample(&samples, "intake_dedup_replayed_total{stream=s}"),
+        2.0
+    );
+    assert_eq!(
+        sample(&samples, "intake_dedup_key_reused_total{stream=s}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, "intake_dedup_evicted_keys_total{stream=s}"),
+        0.0
+    );
+    assert!(sample(&samples, "intake_dedup_bytes{stream=s}") > 0.0);
+    assert_eq!(
+        sample(
+            &samples,
+            "intake_refusals_total{face=native,reason=idempotency_key_reused,stream=s}"
+        ),
+        1.0
+    );
+}
