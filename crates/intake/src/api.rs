@@ -1,5 +1,7 @@
 //! A small client of the native API for the CLI commands.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use intake_format::api::{AppendResponse, ErrorResponse};
@@ -77,17 +79,58 @@ impl Client {
             .context("the node's answer is not the expected JSON")
     }
 
-    /// Pushes NDJSON lines to a stream.
+    /// Pushes NDJSON lines to a stream as request `sequence` of `producer`
+    /// (`Intake-Producer-Id`, `Intake-Sequence`), sending it again, with
+    /// the same sequence, while the node cannot be reached or answers 5xx
+    /// or 429, for up to 30 s: a retry of a request the node stored is
+    /// answered from its key table, so nothing is stored twice.
     pub(crate) async fn push_ndjson(
         &self,
         stream: &str,
         body: Bytes,
+        producer: &str,
+        sequence: u64,
     ) -> anyhow::Result<AppendResponse> {
-        let request = self
-            .http
-            .post(self.url(&format!("/v1/streams/{stream}/records")))
-            .header("content-type", "application/x-ndjson")
-            .body(body);
-        self.json(request).await
+        let deadline = Instant::now() + PUSH_RETRY_DEADLINE;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let request = self
+                .http
+                .post(self.url(&format!("/v1/streams/{stream}/records")))
+                .header("content-type", "application/x-ndjson")
+                .header("intake-producer-id", producer)
+                .header("intake-sequence", sequence)
+                .body(body.clone());
+            let failure = match request.send().await {
+                Ok(response)
+                    if response.status().is_server_error() || response.status().as_u16() == 429 =>
+                {
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap_or_default();
+                    format!("{status}: {}", String::from_utf8_lossy(&body))
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap_or_default();
+                    if status.is_success() {
+                        return serde_json::from_slice(&body)
+                            .context("the node's answer is not the expected JSON");
+                    }
+                    match serde_json::from_slice::<ErrorResponse>(&body) {
+                        Ok(e) => bail!("{} ({status}): {}", e.error.code, e.error.message),
+                        Err(_) => bail!("{status}: {}", String::from_utf8_lossy(&body)),
+                    }
+                }
+                Err(e) => format!("cannot reach {}: {e}", self.base),
+            };
+            if Instant::now() + wait > deadline {
+                bail!("gave up after {PUSH_RETRY_DEADLINE:?}: {failure}");
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
     }
 }
+
+/// How long `intake push` sends a batch again before it gives up.
+const PUSH_RETRY_DEADLINE: Duration = Duration::from_secs(30);

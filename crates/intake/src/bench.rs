@@ -96,6 +96,10 @@ pub(crate) struct BenchArgs {
     /// Threads of the load generator (like `wrk -t`).
     #[arg(long, default_value_t = 1)]
     pub(crate) threads: usize,
+    /// Send requests without a producer id and sequence (by default each
+    /// connection is a producer: `Intake-Producer-Id`, `Intake-Sequence`).
+    #[arg(long)]
+    pub(crate) no_sequences: bool,
 }
 
 /// Runs a bench; false when `--verify` found acknowledged records missing.
@@ -405,6 +409,8 @@ struct Worker {
     /// Time between two sends of this worker under `--rate`.
     interval: Option<Duration>,
     live: Arc<Live>,
+    /// The producer id prefix of this run, unless `--no-sequences`.
+    producer: Option<Arc<str>>,
 }
 
 impl Worker {
@@ -428,6 +434,10 @@ impl Worker {
             vec![String::with_capacity(self.maker.size + 64); self.records_per_request];
         let mut body = String::with_capacity(self.records_per_request * (self.maker.size + 16));
         let mut index: u64 = 0;
+        // After a failed request the worker is a new producer: the node
+        // may or may not have stored it, so its sequence is not reused.
+        let mut lane = 0u32;
+        let mut sequence = 0u64;
         loop {
             if self.live.stop.load(Ordering::Relaxed) {
                 break;
@@ -463,6 +473,14 @@ impl Worker {
             if let Some(action) = self.target.action {
                 request = request.header("x-tc-action", action);
             }
+            if let Some(producer) = &self.producer {
+                request = request
+                    .header(
+                        "intake-producer-id",
+                        format!("{producer}-{}-{lane}", self.id),
+                    )
+                    .header("intake-sequence", sequence);
+            }
             let payload = Bytes::from(std::mem::replace(
                 &mut body,
                 String::with_capacity(len as usize),
@@ -489,8 +507,11 @@ impl Worker {
                 report.ok += 1;
                 report.body_bytes += len;
                 self.live.ok.fetch_add(1, Ordering::Relaxed);
+                sequence += 1;
             } else {
                 self.live.failed.fetch_add(1, Ordering::Relaxed);
+                lane += 1;
+                sequence = 0;
             }
             index += 1;
         }
@@ -578,6 +599,8 @@ async fn bench(url: &str, args: BenchArgs) -> anyhow::Result<bool> {
         size: args.record_size,
     };
     let live = Arc::new(Live::default());
+    let producer: Option<Arc<str>> =
+        (!args.no_sequences).then(|| Arc::from(format!("bench-{}", uuid::Uuid::new_v4().simple())));
     let duration = args.duration.unwrap_or(Duration::from_secs(10));
     let started = Instant::now();
     let until = match args.count {
@@ -605,6 +628,7 @@ async fn bench(url: &str, args: BenchArgs) -> anyhow::Result<bool> {
                 until,
                 interval,
                 live: Arc::clone(&live),
+                producer: producer.clone(),
             }
             .run(),
         );

@@ -217,8 +217,9 @@ pub(crate) async fn set_state(client: &Client, name: &str, pause: bool) -> anyho
 /// Where `intake push` sends: one node, or a cluster through the SDK
 /// (discovery from the manager, least-load choice, retries and failover).
 pub(crate) enum PushVia {
-    /// One node's native API.
-    Node(Client),
+    /// One node's native API, as one producer (a random id) whose
+    /// sequence counts the batches.
+    Node(Client, String, std::sync::atomic::AtomicU64),
     /// The nodes a manager lists.
     Cluster(intake_client::Client),
 }
@@ -227,7 +228,13 @@ impl PushVia {
     /// Sends one NDJSON batch; returns the records acknowledged.
     async fn send(&self, stream: &str, body: bytes::Bytes) -> anyhow::Result<usize> {
         match self {
-            Self::Node(client) => Ok(client.push_ndjson(stream, body).await?.records),
+            Self::Node(client, producer, next) => {
+                let sequence = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(client
+                    .push_ndjson(stream, body, producer, sequence)
+                    .await?
+                    .records)
+            }
             Self::Cluster(client) => {
                 let records = body
                     .split(|b| *b == b'\n')

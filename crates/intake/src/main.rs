@@ -411,7 +411,11 @@ fn main() -> std::process::ExitCode {
                             .build()
                             .await?,
                     ),
-                    None => commands::PushVia::Node(api::Client::for_target(&target)?),
+                    None => commands::PushVia::Node(
+                        api::Client::for_target(&target)?,
+                        uuid::Uuid::new_v4().simple().to_string(),
+                        std::sync::atomic::AtomicU64::new(0),
+                    ),
                 };
                 commands::push(&via, &stream, file, batch_records, batch_bytes).await
             }

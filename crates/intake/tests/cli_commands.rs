@@ -310,6 +310,17 @@ async fn push_sends_batches_and_stops_at_the_first_refused_one() {
     ok(out);
     let stored: Vec<Value> = (1..=5).map(|n| json!({"n": n})).collect();
     assert_eq!(values(&node, "strict", 0).await, stored);
+    // One producer, one sequence per batch: a retried batch is stored once.
+    let view: Value = http
+        .get(node.url("/v1/streams/strict"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["dedup"]["producers"], 1, "{view}");
+    assert_eq!(view["dedup"]["keys"], 3, "{view}");
 
     // --batch-bytes cuts batches too: each ~9-byte line alone.
     let out = intake(
