@@ -120,13 +120,13 @@ impl BodyPace {
         if rate == 0 {
             return outer;
         }
-        // received bytes at `rate` cover this long since the start (never
-        // past the outer bound, so no sum overflows).
-        let outer_after = self.limits.request_read_timeout;
-        let covered = Duration::try_from_secs_f64(received as f64 / rate as f64)
-            .unwrap_or(outer_after)
-            .min(outer_after);
-        outer.min(self.started + covered.max(self.limits.body_rate_grace.min(outer_after)))
+        // received bytes at `rate` cover this long since the start, at
+        // least the grace and never past the read timeout (so no sum
+        // overflows).
+        let read_timeout = self.limits.request_read_timeout;
+        let covered =
+            Duration::try_from_secs_f64(received as f64 / rate as f64).unwrap_or(read_timeout);
+        self.started + covered.max(self.limits.body_rate_grace).min(read_timeout)
     }
 
     /// The refusal when the deadline for `received` bytes passed.

@@ -17,7 +17,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -50,17 +49,12 @@ pub(crate) fn routes() -> Router<AppState> {
 /// Renders an error in InLong Manager's envelope.
 pub(crate) fn render(err: ApiError) -> Response {
     err.log();
-    let retry_after = err.retry_after();
     let body = InlongResponse::<()> {
         success: false,
         err_msg: Some(err.public_message()),
         data: None,
     };
-    let mut response = Json(body).into_response();
-    if let Some(seconds) = retry_after {
-        response.headers_mut().insert(RETRY_AFTER, seconds.into());
-    }
-    response
+    err.with_retry_after(Json(body).into_response())
 }
 
 fn ok<T: Serialize>(data: T) -> Response {
