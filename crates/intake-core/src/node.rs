@@ -1374,10 +1374,21 @@ impl Node {
                 })
                 .await;
                 match result {
-                    Ok(Ok(report)) if report.segments > 0 => tracing::info!(
-                        stream = %name, segments = report.segments, bytes = report.bytes,
-                        start_offset = report.start_offset, "retention deleted segments"
-                    ),
+                    Ok(Ok(report)) if report.segments > 0 => {
+                        tracing::info!(
+                            stream = %name, segments = report.segments, bytes = report.bytes,
+                            start_offset = report.start_offset, "retention deleted segments"
+                        );
+                        let keys = stream.dedup_counts().keys;
+                        if keys > 0 {
+                            // The table keeps its keys, but it is rebuilt
+                            // from the segments at start.
+                            tracing::warn!(
+                                stream = %name, keys, dedup_window = %def.dedup_window,
+                                "retention deleted segments while the stream holds request keys: keys of requests in them are forgotten at the next restart, before their dedup_window ends; keep retention longer than dedup_window"
+                            );
+                        }
+                    }
                     Ok(Err(e)) => tracing::error!(stream = %name, error = %e, "retention failed"),
                     _ => {}
                 }
