@@ -23,8 +23,9 @@ const CRC_START: usize = 16;
 pub(crate) const FLAG_REQUEST_TAG: u16 = 0x0002;
 /// Every flag this version knows; a batch with another bit set is refused.
 const KNOWN_FLAGS: u16 = FLAG_REQUEST_TAG;
-/// Largest request tag a batch may carry.
-pub const MAX_REQUEST_TAG_BYTES: usize = 64 * 1024;
+/// Largest request tag a batch may carry (a request over several
+/// partitions lists the request positions of each batch's records).
+pub const MAX_REQUEST_TAG_BYTES: usize = 16 << 20;
 
 /// The fixed header in front of every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -136,7 +136,7 @@
 //! entry (or direct write) and fsync as the records
 //! ([`EncodedBatch::encode_tagged`], found again by
 //! [`Partition::request_tags`]):
-//!        varint  tag length (at most 64 KiB); then the tag
+//!        varint  tag length (at most 16 MiB); then the tag
 //! intake-core keeps a push's idempotency key or producer sequence there,
 //! with the request's fingerprint and partitions (its layout is in
 //! intake-core's `dedup` module); readers of records skip it. A batch with
