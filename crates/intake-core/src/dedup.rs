@@ -17,6 +17,8 @@
 //! u64 LE  sequence (kind 2 only)
 //! 16      request fingerprint
 //! i64 LE  when the request arrived, ms since the epoch
+//! i64 LE  when this attempt wrote its batches (just before their fsync):
+//!         the "durable at" time of the answer, so a replay repeats it
 //! varint  n, then n varints: every partition the request writes, ascending
 //! when n > 1:
 //!   varint  records of this batch, then one varint each: the record's
@@ -294,11 +296,9 @@ pub struct DedupCounts {
     pub reused: u64,
 }
 
-/// Approximate bytes of one held key (entry, map slot, order slot).
-const BYTES_PER_KEY: u64 = (std::mem::size_of::<Entry>()
-    + std::mem::size_of::<KeyId>()
-    + 8
-    + std::mem::size_of::<(i64, KeyId)>()) as u64;
+/// Heap bytes of one held key besides its map and order slots: its list of
+/// partitions and its written part, each a small allocation.
+const HEAP_BYTES_PER_KEY: u64 = 80;
 
 impl DedupTable {
     /// An empty table, not yet ready (see [`DedupTable::rebuild`]).
@@ -327,11 +327,16 @@ impl DedupTable {
     pub(crate) fn counts(&self) -> DedupCounts {
         let state = self.state.lock();
         let keys = state.entries.len() as u64;
+        // What the map and the queue have allocated (they grow by
+        // doubling), and each entry's own allocations.
+        let slot = std::mem::size_of::<(KeyId, Entry)>() + 1;
+        let allocated = state.entries.capacity() * slot
+            + state.order.capacity() * std::mem::size_of::<(i64, KeyId)>();
         DedupCounts {
             keys,
             producers: state.producers.len() as u64,
             evicted: self.evicted.load(Ordering::Relaxed),
-            bytes: keys * BYTES_PER_KEY,
+            bytes: allocated as u64 + keys * HEAP_BYTES_PER_KEY,
             replayed: self.replayed.load(Ordering::Relaxed),
             reused: self.reused.load(Ordering::Relaxed),
         }
@@ -407,7 +412,7 @@ impl DedupTable {
             Entry {
                 fingerprint,
                 received_at_ms: now_ms,
-                durable_at_ms: now_ms,
+                durable_at_ms: i64::MIN,
                 partitions: Box::new([]),
                 written: Vec::new(),
                 in_flight: Some(waiting),
@@ -445,11 +450,13 @@ impl DedupTable {
         first_offset: u64,
         count: u32,
         positions: Option<Box<[u32]>>,
+        written_at_ms: i64,
     ) {
         let mut state = self.state.lock();
         if let Some(entry) = state.entries.get_mut(&guard.id)
             && !entry.written.iter().any(|p| p.partition == partition)
         {
+            entry.durable_at_ms = entry.durable_at_ms.max(written_at_ms);
             entry.written.push(Part {
                 partition,
                 first_offset,
@@ -462,7 +469,7 @@ impl DedupTable {
     /// Ends the write under `guard`: the answer when every part is written,
     /// else `None`; a key none of whose parts were written is forgotten
     /// (the client may fix the request and send it again with that key).
-    pub(crate) fn finish(&self, guard: WriteGuard, durable_at_ms: i64) -> Option<IngestOutcome> {
+    pub(crate) fn finish(&self, guard: WriteGuard) -> Option<IngestOutcome> {
         let mut state = self.state.lock();
         let entry = state.entries.get_mut(&guard.id)?;
         entry.in_flight = None;
@@ -471,7 +478,6 @@ impl DedupTable {
             return None;
         }
         if entry.complete() {
-            entry.durable_at_ms = durable_at_ms;
             return Some(outcome_of(entry));
         }
         None
@@ -577,11 +583,12 @@ impl DedupTable {
             let entry = state.entries.entry(id).or_insert_with(|| Entry {
                 fingerprint: tag.fingerprint,
                 received_at_ms: tag.received_at_ms,
-                durable_at_ms: tag.received_at_ms,
+                durable_at_ms: tag.written_at_ms,
                 partitions: tag.partitions.clone(),
                 written: Vec::new(),
                 in_flight: None,
             });
+            entry.durable_at_ms = entry.durable_at_ms.max(tag.written_at_ms);
             let fresh = entry.written.is_empty();
             if !entry.written.iter().any(|w| w.partition == part.partition) {
                 entry.written.push(part);
@@ -660,6 +667,8 @@ pub(crate) struct Tag {
     pub(crate) key: RequestKey,
     pub(crate) fingerprint: Fingerprint,
     pub(crate) received_at_ms: i64,
+    /// When this attempt wrote its batches.
+    pub(crate) written_at_ms: i64,
     /// Every partition the request writes, ascending.
     pub(crate) partitions: Box<[u32]>,
 }
@@ -684,6 +693,7 @@ impl Tag {
         }
         out.extend_from_slice(&self.fingerprint);
         out.extend_from_slice(&self.received_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.written_at_ms.to_le_bytes());
         put_varint(&mut out, self.partitions.len() as u64);
         for p in &self.partitions {
             put_varint(&mut out, u64::from(*p));
@@ -713,6 +723,7 @@ impl Tag {
         };
         let fingerprint: Fingerprint = take(&mut r, 16)?.try_into().ok()?;
         let received_at_ms = i64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
+        let written_at_ms = i64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
         let n = usize::try_from(varint(&mut r)?).ok()?;
         if n == 0 || n > 65_536 {
             return None;
@@ -741,6 +752,7 @@ impl Tag {
                 key,
                 fingerprint,
                 received_at_ms,
+                written_at_ms,
                 partitions,
             },
             positions,
@@ -796,6 +808,7 @@ mod tests {
             key in arb_key(),
             fingerprint in any::<[u8; 16]>(),
             received_at_ms in any::<i64>(),
+            written_at_ms in any::<i64>(),
             partitions in proptest::collection::btree_set(0u32..1024, 1..6),
             positions in proptest::collection::vec(any::<u32>(), 0..50),
         ) {
@@ -803,6 +816,7 @@ mod tests {
                 key,
                 fingerprint,
                 received_at_ms,
+                written_at_ms,
                 partitions: partitions.into_iter().collect(),
             };
             let (decoded, read_positions) = Tag::decode(&tag.encode(&positions)).expect("decodes");
@@ -847,8 +861,8 @@ mod tests {
             panic!("not a write");
         };
         table.prepared(&guard, &[0]);
-        table.part_written(&guard, 0, 10, 2, None);
-        assert!(table.finish(guard, at).is_some());
+        table.part_written(&guard, 0, 10, 2, None, at);
+        assert!(table.finish(guard).is_some());
     }
 
     #[test]

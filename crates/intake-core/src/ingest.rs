@@ -207,7 +207,7 @@ async fn write_keyed(
     let prepared = match prepare(stream, request, limits, Some(round_robin)) {
         Ok(p) => p,
         Err(e) => {
-            table.finish(guard, 0);
+            table.finish(guard);
             table.unwind_producer(&key);
             return Err(e);
         }
@@ -220,10 +220,12 @@ async fn write_keyed(
         .map(|(p, _)| p as u32)
         .collect();
     let received_at_ms = table.prepared(&guard, &used);
+    let written_at_ms = now_ms();
     let tag = Tag {
         key: key.clone(),
         fingerprint,
         received_at_ms,
+        written_at_ms,
         partitions: used.clone().into_boxed_slice(),
     };
     let spans = used.len() > 1;
@@ -246,7 +248,14 @@ async fn write_keyed(
                 let count = records.len() as u32;
                 let appended = append_part(stream, p as u32, records, Some(&tag)).await?;
                 let positions = spans.then(|| positions.into_boxed_slice());
-                table.part_written(guard, p as u32, appended.first_offset, count, positions);
+                table.part_written(
+                    guard,
+                    p as u32,
+                    appended.first_offset,
+                    count,
+                    positions,
+                    written_at_ms,
+                );
                 Ok::<_, Error>(())
             }
         });
@@ -254,7 +263,7 @@ async fn write_keyed(
     // part written must be noted, or a retry would write it twice.
     let results = futures::future::join_all(appends).await;
     let failed = results.into_iter().find_map(Result::err);
-    match (table.finish(guard, now_ms()), failed) {
+    match (table.finish(guard), failed) {
         (Some(mut outcome), _) => {
             outcome.replayed = false;
             Ok(outcome)

@@ -258,17 +258,24 @@ async fn sixteen_concurrent_requests_with_one_key_write_once() {
 
 #[tokio::test]
 async fn an_expired_key_is_accepted_as_new() {
-    let node = TestNode::new(Limits::default()).await;
-    node.create(Face::Native.definition(json!({"dedup_window": "1s"})))
-        .await;
-    let key = [("idempotency-key", "short-lived")];
-    ok(Face::Native, &node.state, 1, &key).await;
-    let (replayed, _) = ok(Face::Native, &node.state, 1, &key).await;
-    assert!(replayed);
+    let mut nodes = Vec::new();
+    for face in FACES {
+        let node = TestNode::new(Limits::default()).await;
+        node.create(face.definition(json!({"dedup_window": "1s"})))
+            .await;
+        let key = [("idempotency-key", "short-lived")];
+        ok(face, &node.state, 1, &key).await;
+        let (replayed, _) = ok(face, &node.state, 1, &key).await;
+        assert!(replayed, "{face:?}");
+        nodes.push((face, node));
+    }
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let (replayed, _) = ok(Face::Native, &node.state, 1, &key).await;
-    assert!(!replayed, "past the window the key is new");
-    assert_eq!(stored(&node).await, 4);
+    for (face, node) in nodes {
+        let key = [("idempotency-key", "short-lived")];
+        let (replayed, _) = ok(face, &node.state, 1, &key).await;
+        assert!(!replayed, "{face:?}: past the window the key is new");
+        assert_eq!(stored(&node).await, 2 * face.records_per_push(), "{face:?}");
+    }
 }
 
 #[tokio::test]
@@ -436,74 +443,60 @@ async fn producer_sequences_replay_duplicates_and_refuse_gaps() {
 
 #[tokio::test]
 async fn keys_and_sequences_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let open = || async {
-        let node = Node::open(CoreConfig::new(dir.path())).await.unwrap();
-        AppState::new(node, Limits::default())
-    };
-    let state = open().await;
-    let (status, _, _) = send(
-        &state,
-        Request::post("/v1/streams")
+    for face in FACES {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || async {
+            let node = Node::open(CoreConfig::new(dir.path())).await.unwrap();
+            AppState::new(node, Limits::default())
+        };
+        let state = open().await;
+        let create = Request::post("/v1/streams")
             .header("content-type", "application/json")
-            .body(Body::from(
-                Face::RestProxy.definition(json!({})).to_string(),
-            ))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (_, _, keyed) = send(
-        &state,
-        Face::RestProxy.push(1, &[("idempotency-key", "before")]),
-    )
-    .await;
-    let (_, sequenced, _) = push_seq(Face::RestProxy, &state, 2, "p", 41).await;
-    state.node.shutdown().await;
-    drop(state);
+            .body(Body::from(face.definition(json!({})).to_string()))
+            .unwrap();
+        assert_eq!(send(&state, create).await.0, 201);
+        let key = [("idempotency-key", "before")];
+        let (_, keyed) = ok(face, &state, 1, &key).await;
+        let (status, sequenced, _) = push_seq(face, &state, 2, "p", 41).await;
+        assert_eq!(status, 200);
+        state.node.shutdown().await;
+        drop(state);
 
-    let state = open().await;
-    let (status, h, again) = send(
-        &state,
-        Face::RestProxy.push(1, &[("idempotency-key", "before")]),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(h["idempotent-replayed"], "true");
-    assert_eq!(
-        String::from_utf8_lossy(&again),
-        String::from_utf8_lossy(&keyed)
-    );
-    let (status, again, replayed) = push_seq(Face::RestProxy, &state, 2, "p", 41).await;
-    assert_eq!((status, replayed), (200, true));
-    assert_eq!(again, sequenced);
-    let (status, body, _) = push_seq(Face::RestProxy, &state, 3, "p", 43).await;
-    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
-    assert!(String::from_utf8_lossy(&body).contains("42 is the next one"));
-    let (status, _, replayed) = push_seq(Face::RestProxy, &state, 3, "p", 42).await;
-    assert_eq!((status, replayed), (200, false));
-    // A different body under a key seen before the restart.
-    let (status, _, _) = send(
-        &state,
-        Face::RestProxy.push(9, &[("idempotency-key", "before")]),
-    )
-    .await;
-    assert_eq!(status, 422);
-    let (_, _, view) = send(
-        &state,
-        Request::get("/v1/streams/s").body(Body::empty()).unwrap(),
-    )
-    .await;
-    let view: Value = serde_json::from_slice(&view).unwrap();
-    let stored: u64 = view["status"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["next_offset"].as_u64().unwrap())
-        .sum();
-    assert_eq!(stored, 9, "three pushes of three records: {view}");
-    state.node.shutdown().await;
-    let _ = Arc::new(());
+        let state = open().await;
+        let (replayed, again) = ok(face, &state, 1, &key).await;
+        assert!(replayed, "{face:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&again),
+            String::from_utf8_lossy(&keyed),
+            "{face:?}"
+        );
+        let (status, again, replayed) = push_seq(face, &state, 2, "p", 41).await;
+        assert_eq!((status, replayed), (200, true), "{face:?}");
+        assert_eq!(face.answer(&again), face.answer(&sequenced), "{face:?}");
+        let (_, body, _) = push_seq(face, &state, 3, "p", 43).await;
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("42 is the next one"), "{face:?}: {text}");
+        let (status, _, replayed) = push_seq(face, &state, 3, "p", 42).await;
+        assert_eq!((status, replayed), (200, false), "{face:?}");
+        // A different request under a key seen before the restart.
+        let (status, _, body) = send(&state, face.push(9, &key)).await;
+        assert!(
+            String::from_utf8_lossy(&body).contains("different request"),
+            "{face:?} {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let req = Request::get("/v1/streams/s").body(Body::empty()).unwrap();
+        let (_, _, view) = send(&state, req).await;
+        let view: Value = serde_json::from_slice(&view).unwrap();
+        let stored: u64 = view["status"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["next_offset"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stored, 3 * face.records_per_push(), "{face:?}: {view}");
+        state.node.shutdown().await;
+    }
 }
 
 #[tokio::test]
