@@ -98,7 +98,7 @@ impl RequestKey {
     }
 
     /// A 128-bit digest naming the key in the table.
-    fn id(&self) -> KeyId {
+    pub(crate) fn id(&self) -> KeyId {
         let mut hash = Sha256::new();
         match self {
             Self::Idempotency(key) => {
@@ -147,7 +147,7 @@ fn visible_ascii(bytes: &[u8], max: usize, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
-type KeyId = [u8; 16];
+pub(crate) type KeyId = [u8; 16];
 /// A hash of what decides a request's records.
 pub(crate) type Fingerprint = [u8; 16];
 

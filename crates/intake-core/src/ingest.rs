@@ -196,12 +196,13 @@ async fn write_keyed(
 ) -> Result<IngestOutcome> {
     let table = &stream.dedup;
     // Keyless records go where a retry's would: the choice follows the
-    // request, not a counter.
+    // request and its key, not a counter.
+    let id = key.id();
     let spread = u32::from_le_bytes([
-        fingerprint[0],
-        fingerprint[1],
-        fingerprint[2],
-        fingerprint[3],
+        fingerprint[0] ^ id[0],
+        fingerprint[1] ^ id[1],
+        fingerprint[2] ^ id[2],
+        fingerprint[3] ^ id[3],
     ]);
     let round_robin = spread % stream.partition_count();
     let prepared = match prepare(stream, request, limits, Some(round_robin)) {

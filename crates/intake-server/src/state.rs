@@ -180,7 +180,10 @@ impl AppState {
             Items::Split(items) => items.iter().map(|i| i.value.len()).sum(),
         };
         let outcome = self.node.ingest(stream, request).await?;
-        note_ingested(outcome.records as u64, bytes as u64);
+        // A replay wrote nothing: intake_dedup_replayed_total counts it.
+        if !outcome.replayed {
+            note_ingested(outcome.records as u64, bytes as u64);
+        }
         Ok(outcome)
     }
 }

@@ -296,6 +296,11 @@ async fn request_keys_are_counted() {
         .unwrap();
     let samples = parse(&text);
     assert_eq!(sample(&samples, "intake_dedup_keys{stream=s}"), 2.0);
+    // Replays wrote nothing, so they add no records.
+    assert_eq!(
+        sample(&samples, "intake_records_total{face=native,stream=s}"),
+        2.0
+    );
     assert_eq!(
         sample(&samples, "intake_dedup_replayed_total{stream=s}"),
         2.0
