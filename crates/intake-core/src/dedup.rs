@@ -543,7 +543,11 @@ impl DedupTable {
         let horizon = now_ms.saturating_sub(self.window_ms);
         let since = UNIX_EPOCH + Duration::from_millis(u64::try_from(horizon).unwrap_or(0));
         let since = since.min(SystemTime::now());
-        let mut found: Vec<(KeyId, Tag, Part)> = Vec::new();
+        // Built apart and swapped in: the scan reads files, and the lock
+        // serves the stream's view and metrics meanwhile (keyed requests
+        // wait for `ready`, so nothing else writes the table).
+        let mut built = TableState::default();
+        let mut order: Vec<(i64, KeyId)> = Vec::new();
         for (p, partition) in partitions.iter().enumerate() {
             for batch in partition.request_tags(since)? {
                 let Some((tag, positions)) = Tag::decode(&batch.tag) else {
@@ -559,44 +563,43 @@ impl DedupTable {
                     count: batch.count,
                     positions: positions.map(Vec::into_boxed_slice),
                 };
-                found.push((tag.key.id(), tag, part));
+                let id = tag.key.id();
+                if let RequestKey::Producer {
+                    id: producer,
+                    sequence,
+                } = &tag.key
+                {
+                    let p = built
+                        .producers
+                        .entry(producer.clone())
+                        .or_insert(ProducerState {
+                            next: 0,
+                            last_seen_ms: tag.received_at_ms,
+                        });
+                    p.next = p.next.max(sequence.saturating_add(1));
+                    p.last_seen_ms = p.last_seen_ms.max(tag.received_at_ms);
+                }
+                let entry = built.entries.entry(id).or_insert_with(|| {
+                    order.push((tag.received_at_ms, id));
+                    Entry {
+                        fingerprint: tag.fingerprint,
+                        received_at_ms: tag.received_at_ms,
+                        durable_at_ms: tag.written_at_ms,
+                        partitions: tag.partitions.clone(),
+                        written: Vec::new(),
+                        in_flight: None,
+                    }
+                });
+                entry.durable_at_ms = entry.durable_at_ms.max(tag.written_at_ms);
+                if !entry.written.iter().any(|w| w.partition == part.partition) {
+                    entry.written.push(part);
+                }
             }
         }
-        found.sort_by_key(|(_, tag, _)| tag.received_at_ms);
+        order.sort_unstable_by_key(|(seen, _)| *seen);
+        built.order = order.into();
         let mut state = self.state.lock();
-        for (id, tag, part) in found {
-            if let RequestKey::Producer {
-                id: producer,
-                sequence,
-            } = &tag.key
-            {
-                let p = state
-                    .producers
-                    .entry(producer.clone())
-                    .or_insert(ProducerState {
-                        next: 0,
-                        last_seen_ms: tag.received_at_ms,
-                    });
-                p.next = p.next.max(sequence.saturating_add(1));
-                p.last_seen_ms = p.last_seen_ms.max(tag.received_at_ms);
-            }
-            let entry = state.entries.entry(id).or_insert_with(|| Entry {
-                fingerprint: tag.fingerprint,
-                received_at_ms: tag.received_at_ms,
-                durable_at_ms: tag.written_at_ms,
-                partitions: tag.partitions.clone(),
-                written: Vec::new(),
-                in_flight: None,
-            });
-            entry.durable_at_ms = entry.durable_at_ms.max(tag.written_at_ms);
-            let fresh = entry.written.is_empty();
-            if !entry.written.iter().any(|w| w.partition == part.partition) {
-                entry.written.push(part);
-            }
-            if fresh {
-                state.order.push_back((tag.received_at_ms, id));
-            }
-        }
+        *state = built;
         self.evict_over_limit(&mut state);
         drop(state);
         let _ = self.ready_tx.send(true);

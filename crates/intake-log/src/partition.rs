@@ -900,7 +900,9 @@ impl Partition {
                                 base_offset: header.base_offset,
                                 count: header.count,
                                 max_timestamp: header.max_ts,
-                                tag,
+                                // A copy: a slice would keep the whole
+                                // read chunk alive.
+                                tag: Bytes::copy_from_slice(&tag),
                             });
                         }
                     }
