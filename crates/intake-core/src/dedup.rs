@@ -500,12 +500,15 @@ impl DedupTable {
 
     fn expire(&self, state: &mut TableState, now_ms: i64) {
         let horizon = now_ms.saturating_sub(self.window_ms);
-        while let Some(&(seen, id)) = state.order.front() {
-            if seen >= horizon {
-                break;
+        // Bounded: a slot of a key in flight goes back to the end.
+        for _ in 0..state.order.len() {
+            match state.order.front() {
+                Some(&(seen, id)) if seen < horizon => {
+                    state.order.pop_front();
+                    remove_slot(state, seen, id);
+                }
+                _ => break,
             }
-            state.order.pop_front();
-            remove_idle(state, id);
         }
         // Idle producers are swept at most once a second: a sweep visits
         // every producer.
@@ -517,11 +520,14 @@ impl DedupTable {
 
     fn evict_over_limit(&self, state: &mut TableState) {
         let mut dropped = 0u64;
-        while state.entries.len() > self.max_keys {
-            let Some((_, id)) = state.order.pop_front() else {
+        for _ in 0..state.order.len() {
+            if state.entries.len() <= self.max_keys {
+                break;
+            }
+            let Some((seen, id)) = state.order.pop_front() else {
                 break;
             };
-            if remove_idle(state, id) {
+            if remove_slot(state, seen, id) {
                 dropped += 1;
             }
         }
@@ -613,14 +619,22 @@ impl DedupTable {
     }
 }
 
-/// Removes an entry unless a request is writing it; true if removed.
-fn remove_idle(state: &mut TableState, id: KeyId) -> bool {
+/// Removes the entry of an order slot just popped; true if removed. A
+/// stale slot (its key was forgotten, then seen again: the entry has a
+/// later slot of its own) removes nothing; a key being written keeps its
+/// entry and its slot goes back to the end.
+fn remove_slot(state: &mut TableState, seen: i64, id: KeyId) -> bool {
     match state.entries.get(&id) {
-        Some(entry) if entry.in_flight.is_none() => {
+        Some(entry) if entry.received_at_ms != seen => false,
+        Some(entry) if entry.in_flight.is_some() => {
+            state.order.push_back((seen, id));
+            false
+        }
+        Some(_) => {
             state.entries.remove(&id);
             true
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -885,6 +899,56 @@ mod tests {
         ));
         assert!(matches!(
             table.begin(&keys[0], [1; 16], 5),
+            Ok(Begin::Write(_))
+        ));
+    }
+
+    #[test]
+    fn a_key_refused_then_written_keeps_its_own_window() {
+        let table = table(1_000, 10);
+        let key = RequestKey::Idempotency("k".into());
+        // Refused: nothing written, forgotten (its order slot stays).
+        let Ok(Begin::Write(guard)) = table.begin(&key, [1; 16], 0) else {
+            panic!("not a write");
+        };
+        assert!(table.finish(guard).is_none());
+        assert_eq!(table.counts().keys, 0);
+        write(&table, &key, 500);
+        // At 1,200 the first slot has expired but the key, written at 500,
+        // is held until 1,500.
+        assert!(matches!(
+            table.begin(&key, [1; 16], 1_200),
+            Ok(Begin::Replay(_))
+        ));
+        assert!(matches!(
+            table.begin(&key, [1; 16], 1_600),
+            Ok(Begin::Write(_))
+        ));
+    }
+
+    #[test]
+    fn a_key_in_flight_is_never_dropped_and_still_expires_later() {
+        let table = table(60_000, 1);
+        let first = RequestKey::Idempotency("first".into());
+        let Ok(Begin::Write(guard)) = table.begin(&first, [1; 16], 0) else {
+            panic!("not a write");
+        };
+        // Over max_keys while `first` is in flight: it stays.
+        write(&table, &RequestKey::Idempotency("second".into()), 1);
+        assert!(matches!(
+            table.begin(&first, [1; 16], 2),
+            Ok(Begin::Wait(_))
+        ));
+        table.prepared(&guard, &[0]);
+        table.part_written(&guard, 0, 0, 1, None, 2);
+        assert!(table.finish(guard).is_some());
+        // Its slot was kept: past the window it goes.
+        assert!(matches!(
+            table.begin(&first, [1; 16], 3),
+            Ok(Begin::Replay(_))
+        ));
+        assert!(matches!(
+            table.begin(&first, [1; 16], 70_000),
             Ok(Begin::Write(_))
         ));
     }
