@@ -436,10 +436,19 @@ fn check_sinks(def: &mut StreamDefinition) -> Result<()> {
                 }
             }
         }
-        if sink.batch_records == Some(0) || sink.max_lag_bytes == Some(0) {
+        let zero = [
+            ("batch_records", sink.batch_records == Some(0)),
+            ("max_lag_bytes", sink.max_lag_bytes == Some(0)),
+            (
+                "max_in_flight_batches",
+                sink.max_in_flight_batches == Some(0),
+            ),
+            ("max_in_flight_bytes", sink.max_in_flight_bytes == Some(0)),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(Error::definition(
-                &field,
-                "batch_records and max_lag_bytes must be at least 1",
+                &format!("{field}.{name}"),
+                format!("{name} must be at least 1"),
             ));
         }
     }

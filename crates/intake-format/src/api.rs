@@ -340,7 +340,7 @@ pub enum AckMode {
 }
 
 /// A sink: where a stream's records are forwarded, in order per partition,
-/// at least once.
+/// exactly once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SinkDefinition {
     /// Unique within the stream: letters, digits, `.`, `_`, `-`.
@@ -359,6 +359,16 @@ pub struct SinkDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub batch_records: Option<usize>,
+    /// Most batches sent and not yet acknowledged, per partition
+    /// (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_in_flight_batches: Option<usize>,
+    /// Most payload bytes sent and not yet acknowledged, per partition
+    /// (default 16 MiB; one batch is always let through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_in_flight_bytes: Option<u64>,
 }
 
 /// The broker of a sink, by `kind`.

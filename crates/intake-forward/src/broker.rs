@@ -1,9 +1,18 @@
-//! The brokers a sink can send to, behind one `send`.
+//! The brokers a sink can send to, behind one interface: publish a batch,
+//! find the end of the destination (a fence), and read back what a sink
+//! partition sent past a fence.
 
 use intake_format::api::{SinkDefinition, SinkTarget};
 use intake_log::Record;
 
+use crate::cursor::Fence;
 use crate::error::{ForwardError, SendError};
+
+/// One batch handed to a broker: resolves to a delivery per record, in
+/// order, once the broker acknowledged all of them, or to the first
+/// failure.
+pub(crate) type PendingBatch =
+    futures::future::BoxFuture<'static, Result<Vec<Delivery>, SendError>>;
 
 /// Where a broker stored a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,24 +107,87 @@ impl Broker {
         }
     }
 
-    /// Sends `records` of `stream`/`partition` in order and returns once
-    /// the broker acknowledged every one.
-    pub(crate) async fn send(
+    /// Hands `records` of one sink partition to the broker, in order,
+    /// each identified as `id_prefix` + its offset; the returned batch
+    /// resolves once the broker acknowledged every record. Batches of one
+    /// partition are stored in the order they were handed over. A batch
+    /// that fails resolves only once every record of it that was handed
+    /// over has settled, so that a read-back after it sees them all.
+    pub(crate) async fn publish(
         &self,
-        stream: &str,
+        id_prefix: &str,
         partition: u32,
         records: &[Record],
+    ) -> PendingBatch {
+        match self {
+            #[cfg(feature = "nats")]
+            Self::Nats(sink) => sink.publish(id_prefix, records).await,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(sink) => sink.publish(id_prefix, partition, records).await,
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (id_prefix, partition, records);
+                Box::pin(std::future::ready(Err(SendError(
+                    "no broker client in this build".into(),
+                ))))
+            }
+        }
+    }
+
+    /// The end of every broker partition now: a fence past everything
+    /// stored so far.
+    pub(crate) async fn fence(&self) -> Result<Fence, SendError> {
+        match self {
+            #[cfg(feature = "nats")]
+            Self::Nats(sink) => sink.fence().await,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(sink) => sink.fence().await,
+            #[allow(unreachable_patterns)]
+            _ => Err(SendError("no broker client in this build".into())),
+        }
+    }
+
+    /// The records between `from` and `to` whose id starts with
+    /// `id_prefix`, with where they are: what a sink partition sent and
+    /// did not commit.
+    pub(crate) async fn read_back(
+        &self,
+        id_prefix: &str,
+        from: &Fence,
+        to: &Fence,
     ) -> Result<Vec<Delivery>, SendError> {
         match self {
             #[cfg(feature = "nats")]
-            Self::Nats(sink) => sink.send(stream, partition, records).await,
+            Self::Nats(sink) => sink.read_back(id_prefix, from, to).await,
             #[cfg(feature = "kafka")]
-            Self::Kafka(sink) => sink.send(stream, partition, records).await,
+            Self::Kafka(sink) => sink.read_back(id_prefix, from, to).await,
             #[allow(unreachable_patterns)]
             _ => {
-                let _ = (stream, partition, records);
+                let _ = (id_prefix, from, to);
                 Err(SendError("no broker client in this build".into()))
             }
         }
     }
+}
+
+impl BrokerPosition {
+    /// The broker partition (0 for JetStream) and the position just past
+    /// this record there.
+    pub(crate) fn past(&self) -> (i32, u64) {
+        match self {
+            Self::Nats { sequence, .. } => (0, sequence.saturating_add(1)),
+            Self::Kafka {
+                partition, offset, ..
+            } => (
+                *partition,
+                u64::try_from(*offset).unwrap_or(0).saturating_add(1),
+            ),
+        }
+    }
+}
+
+/// The offset a record id names, when it starts with `id_prefix`.
+pub(crate) fn offset_in_id(id: &[u8], id_prefix: &str) -> Option<u64> {
+    let rest = id.strip_prefix(id_prefix.as_bytes())?;
+    std::str::from_utf8(rest).ok()?.parse().ok()
 }

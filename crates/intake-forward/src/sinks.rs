@@ -1,16 +1,25 @@
-//! The sinks of one stream: a worker per sink and partition that reads the
-//! log from the sink's committed cursor, sends a batch, waits for the
-//! broker's acknowledgement, commits the cursor, and on failure retries the
-//! same batch with exponential backoff. Delivery is at least once: a crash
-//! between the broker's ack and the cursor commit sends the batch again
-//! (NATS drops it by `Nats-Msg-Id`; Kafka counts it as a duplicate).
+//! The sinks of one stream: a worker per sink and partition reads the log
+//! from the sink's cursor and keeps several batches in flight to the
+//! broker (bounded by count and bytes); acknowledgements commit the cursor
+//! in order, and the cursor file is written behind them.
+//!
+//! Delivery is exactly once. Each committed cursor carries a fence (see
+//! [`crate::cursor::Fence`]): where on the broker anything sent past the
+//! cursor can be. When a worker starts, and after any failed send, it
+//! reads back from the fence to the broker's end, collects the ids of its
+//! own records there, and skips those instead of sending them again.
+//! Batches that failed are sent again only once every batch in flight has
+//! settled, so nothing still on its way is missed by the read-back.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use intake_format::api::{SinkDefinition, SinkPartitionStatus, SinkState, SinkStatus};
 use intake_log::Partition;
 use parking_lot::Mutex;
@@ -18,29 +27,111 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::{Broker, BrokerPosition};
+use crate::broker::{Broker, BrokerPosition, Delivery};
 use crate::clients::BrokerClients;
-use crate::cursor::CursorFile;
-use crate::error::ForwardError;
+use crate::cursor::{Cursor, CursorFile, Fence};
+use crate::error::{ForwardError, SendError};
 
 /// Records per send unless the sink says otherwise.
 pub const DEFAULT_BATCH_RECORDS: usize = 1000;
+/// Batches in flight per partition unless the sink says otherwise.
+pub const DEFAULT_IN_FLIGHT_BATCHES: usize = 8;
+/// Payload bytes in flight per partition unless the sink says otherwise.
+pub const DEFAULT_IN_FLIGHT_BYTES: u64 = 16 << 20;
 /// Payload bytes per send, at most (at least one record is sent).
 const BATCH_BYTES: usize = 4 << 20;
 /// Backoff after a failed send: doubled from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_LAST: Duration = Duration::from_secs(10);
+/// How often a partition's cursor file is written while the sink sends:
+/// each write costs two fsyncs, which would otherwise hold up every
+/// acknowledgement (and the log's own writes).
+const CURSOR_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 /// Broker positions kept per partition for `ack = "sink"` answers.
 const RECENT_POSITIONS: usize = 65_536;
 
 /// One sink's progress in one partition.
 #[derive(Debug)]
 struct PartitionProgress {
-    cursor_file: CursorFile,
-    /// The committed cursor; waiters for `ack = "sink"` watch it.
+    writer: Arc<CursorWriter>,
+    /// The committed cursor (acknowledged by the broker; its file is
+    /// written behind it); waiters for `ack = "sink"` watch it.
     committed: watch::Sender<u64>,
+    /// Bumped by every reset: the worker drops what it has in flight and
+    /// starts over from the new cursor with a new fence.
+    resets: AtomicU64,
     /// Broker positions of recently forwarded records, by offset.
     recent: Mutex<VecDeque<(u64, BrokerPosition)>>,
+}
+
+/// Writes one partition's cursor file off the async workers: one write at
+/// a time, and the newest cursor wins over those still waiting.
+#[derive(Debug)]
+struct CursorWriter {
+    file: CursorFile,
+    /// The cursor waiting to be written behind the worker.
+    latest: Mutex<Option<Cursor>>,
+    /// Held for each write, so an older cursor never lands over a newer.
+    writing: Mutex<()>,
+    tasks: TaskTracker,
+}
+
+impl CursorWriter {
+    /// Writes `cursor` now and returns once it is durable; a cursor
+    /// waiting to be written behind is dropped (this one is newer).
+    async fn store_now(self: &Arc<Self>, cursor: Cursor) -> Result<(), ForwardError> {
+        let this = Arc::clone(self);
+        self.tasks
+            .spawn_blocking(move || this.store_blocking(&cursor))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ForwardError::io("write", Path::new("sink cursor"))(
+                    std::io::Error::other(e.to_string()),
+                ))
+            })
+    }
+
+    /// Writes `cursor` now, on this thread.
+    fn store_blocking(&self, cursor: &Cursor) -> Result<(), ForwardError> {
+        let _turn = self.writing.lock();
+        self.latest.lock().take();
+        self.file.store(cursor)
+    }
+
+    /// Writes `cursor` in the background, unless a newer one comes first;
+    /// at most one write per [`CURSOR_WRITE_INTERVAL`]. The file may trail
+    /// the broker's acknowledgements: after a crash the read-back finds
+    /// what was acknowledged and not yet written here.
+    fn store_soon(self: &Arc<Self>, cursor: Cursor) {
+        if self.latest.lock().replace(cursor).is_some() {
+            return; // a write is already on its way and takes the newest
+        }
+        let this = Arc::clone(self);
+        // Not on the tracker: shutdown need not sit out the interval (the
+        // worker writes its cursor as it stops, and writes themselves are
+        // tracked).
+        tokio::spawn(async move {
+            loop {
+                let Some(cursor) = this.latest.lock().take() else {
+                    return;
+                };
+                let writer = Arc::clone(&this);
+                let written = this
+                    .tasks
+                    .spawn_blocking(move || {
+                        let _turn = writer.writing.lock();
+                        writer.file.store(&cursor)
+                    })
+                    .await;
+                if let Ok(Err(e)) = written {
+                    // The cursor stays right in memory; after a crash an
+                    // older cursor costs a longer read-back, no duplicate.
+                    tracing::error!(error = %e, "cannot persist the sink cursor");
+                }
+                tokio::time::sleep(CURSOR_WRITE_INTERVAL).await;
+            }
+        });
+    }
 }
 
 /// One sink of a stream.
@@ -62,16 +153,6 @@ struct Sink {
 impl Sink {
     fn paused_marker(&self) -> PathBuf {
         self.dir.join("paused")
-    }
-
-    fn commit(&self, partition: usize, offset: u64) {
-        let progress = &self.partitions[partition];
-        if let Err(e) = progress.cursor_file.store(offset) {
-            // The cursor stays correct in memory; after a crash the batch
-            // is sent again, which at-least-once allows.
-            tracing::error!(sink = %self.definition.name, partition, error = %e, "cannot persist the sink cursor");
-        }
-        progress.committed.send_replace(offset);
     }
 }
 
@@ -120,18 +201,32 @@ impl StreamSinks {
         let (node_id, tasks) = (runtime.node_id.as_deref(), &runtime.tasks);
         let mut sinks = Vec::with_capacity(definitions.len());
         let mut brokers = Vec::with_capacity(definitions.len());
+        let mut fences = Vec::with_capacity(definitions.len());
         for def in definitions {
             let sink_dir = dir.join(&def.name);
             let mut partitions = Vec::with_capacity(logs.len());
+            let mut sink_fences = Vec::with_capacity(logs.len());
             for (p, log) in logs.iter().enumerate() {
-                let cursor_file = CursorFile::new(&sink_dir, p as u32)?;
-                let start = cursor_file
-                    .load()?
-                    .unwrap_or_else(|| log.start_offset())
+                let file = CursorFile::new(&sink_dir, p as u32)?;
+                let stored = file.load()?;
+                if stored.as_ref().is_some_and(|c| c.fence.is_none()) {
+                    tracing::info!(stream, sink = %def.name, partition = p,
+                        "sink cursor has no fence (written by an older intake or by a reset): what was in flight before may be sent again, once");
+                }
+                let start = stored
+                    .as_ref()
+                    .map_or_else(|| log.start_offset(), |c| c.offset)
                     .clamp(log.start_offset(), log.next_offset());
+                sink_fences.push(stored.and_then(|c| c.fence));
                 partitions.push(PartitionProgress {
-                    cursor_file,
+                    writer: Arc::new(CursorWriter {
+                        file,
+                        latest: Mutex::new(None),
+                        writing: Mutex::new(()),
+                        tasks: tasks.clone(),
+                    }),
                     committed: watch::Sender::new(start),
+                    resets: AtomicU64::new(0),
                     recent: Mutex::new(VecDeque::new()),
                 });
             }
@@ -149,22 +244,24 @@ impl StreamSinks {
             };
             brokers.push(Arc::new(Broker::connect(def, &runtime.clients).await?));
             sinks.push(Arc::new(sink));
+            fences.push(sink_fences);
         }
         let source = match node_id {
             Some(node) => format!("{node}/{stream}"),
             None => stream.to_owned(),
         };
-        for (sink, broker) in sinks.iter().zip(brokers) {
-            for (p, log) in logs.iter().enumerate() {
+        for ((sink, broker), sink_fences) in sinks.iter().zip(brokers).zip(fences) {
+            for ((p, log), fence) in logs.iter().enumerate().zip(sink_fences) {
                 let worker = Worker {
                     source: source.clone(),
+                    id_prefix: format!("{source}/{p}/"),
                     partition: p,
                     log: Arc::clone(log),
                     sink: Arc::clone(sink),
                     broker: Arc::clone(&broker),
                     stop: stop.clone(),
                 };
-                tasks.spawn(worker.run());
+                tasks.spawn(worker.run(fence));
             }
         }
         Ok(Self {
@@ -175,7 +272,8 @@ impl StreamSinks {
         })
     }
 
-    /// Stops every worker (they finish the send in flight, uncommitted).
+    /// Stops every worker (batches in flight stay uncommitted; the next
+    /// start reads them back).
     pub fn stop(&self) {
         self.stop.cancel();
     }
@@ -290,16 +388,23 @@ impl StreamSinks {
     }
 
     /// Moves a sink's cursor in every partition to `offset` (clamped to
-    /// what each partition retains): forward again, or skip ahead. Pause
-    /// the sink first so no batch in flight commits over it.
+    /// what each partition retains): forward again (records already at
+    /// the broker are sent again: a reset is an operator's choice), or
+    /// skip ahead. Batches in flight are dropped uncommitted.
     ///
     /// # Errors
     /// [`ForwardError::SinkNotFound`].
     pub fn reset(&self, name: &str, offset: u64) -> Result<(), ForwardError> {
         let sink = self.sink(name)?;
-        for (p, log) in self.logs.iter().enumerate() {
+        for (progress, log) in sink.partitions.iter().zip(&self.logs) {
             let to = offset.clamp(log.start_offset(), log.next_offset());
-            sink.commit(p, to);
+            // Without a fence: what follows is sent again, not read back.
+            progress.writer.store_blocking(&Cursor {
+                offset: to,
+                fence: None,
+            })?;
+            progress.resets.fetch_add(1, Ordering::AcqRel);
+            progress.committed.send_replace(to);
         }
         sink.control.notify_waiters();
         tracing::info!(stream = %self.stream, sink = name, offset, "sink cursor reset");
@@ -373,10 +478,78 @@ fn estimated_bytes(log: &Partition, records: u64) -> u64 {
     (per_record * records as f64) as u64
 }
 
+/// Bounds of one worker, from its sink's definition.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Most records per batch.
+    records: usize,
+    /// Most batches in flight.
+    batches: usize,
+    /// Most payload bytes in flight (one batch always goes).
+    bytes: u64,
+}
+
+impl Limits {
+    fn of(def: &SinkDefinition) -> Self {
+        Self {
+            records: def.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1),
+            batches: def
+                .max_in_flight_batches
+                .unwrap_or(DEFAULT_IN_FLIGHT_BATCHES)
+                .max(1),
+            bytes: def.max_in_flight_bytes.unwrap_or(DEFAULT_IN_FLIGHT_BYTES),
+        }
+    }
+}
+
+/// A batch handed to the broker: resolves to where the next batch starts,
+/// the batch's payload bytes, and its deliveries or first failure.
+type InFlight = BoxFuture<'static, (u64, u64, Result<Vec<Delivery>, SendError>)>;
+
+/// Where a worker stands between its committed cursor and what it sent.
+struct Flow {
+    /// The offset the next batch is read from.
+    send_from: u64,
+    /// Past every committed record's broker position, and at least the
+    /// broker's end when the flow began.
+    fence: Fence,
+    /// Records past the committed cursor that a read-back found at the
+    /// broker: committed in their turn, not sent again.
+    found: BTreeMap<u64, BrokerPosition>,
+    /// Batches handed to the broker, in offset order.
+    in_flight: FuturesOrdered<InFlight>,
+    in_flight_bytes: u64,
+    /// The partition's reset count when the flow began.
+    resets: u64,
+}
+
+impl Flow {
+    /// The cursor to store for `committed`: the fence, lowered to every
+    /// found record not committed yet, so that a later read-back finds it
+    /// again.
+    fn cursor(&self, committed: u64) -> Cursor {
+        let mut fence = self.fence.clone();
+        for position in self.found.values() {
+            let (partition, past) = position.past();
+            let at = past.saturating_sub(1);
+            fence
+                .entry(partition)
+                .and_modify(|f| *f = (*f).min(at))
+                .or_insert(at);
+        }
+        Cursor {
+            offset: committed,
+            fence: Some(fence),
+        }
+    }
+}
+
 /// Forwards one partition to one sink.
 struct Worker {
     /// `[NODE/]STREAM`: the stream, as sent records name it.
     source: String,
+    /// `[NODE/]STREAM/PARTITION/`: how this partition's record ids begin.
+    id_prefix: String,
     partition: usize,
     log: Arc<Partition>,
     sink: Arc<Sink>,
@@ -385,94 +558,297 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self) {
+    /// Forwards from the committed cursor, whose stored fence is `fence`,
+    /// until stopped.
+    async fn run(self, fence: Option<Fence>) {
         let mut appended = self.log.subscribe();
         let mut backoff = BACKOFF_FIRST;
-        let batch_records = self
-            .sink
-            .definition
-            .batch_records
-            .unwrap_or(DEFAULT_BATCH_RECORDS)
-            .max(1);
-        let name = self.sink.definition.name.clone();
+        let limits = Limits::of(&self.sink.definition);
         let progress = &self.sink.partitions[self.partition];
+        let Some(mut flow) = self.begin(fence, &mut backoff).await else {
+            return;
+        };
         loop {
             if self.stop.is_cancelled() {
-                return;
+                return self.finish(self.final_cursor(&flow)).await;
             }
             let control = self.sink.control.notified();
             tokio::pin!(control);
             control.as_mut().enable();
-            let cursor = *progress.committed.borrow();
-            if self.sink.paused.load(Ordering::Acquire) || cursor >= self.log.next_offset() {
-                tokio::select! {
-                    () = self.stop.cancelled() => return,
-                    () = &mut control => {}
-                    changed = appended.changed() => if changed.is_err() { return },
-                }
+            if progress.resets.load(Ordering::Acquire) != flow.resets {
+                // What was in flight is dropped: a reset is sent afresh.
+                let Some(next) = self.begin(None, &mut backoff).await else {
+                    return;
+                };
+                flow = next;
                 continue;
             }
-            let batch = match self.log.read(cursor, batch_records, BATCH_BYTES) {
-                Ok(batch) => batch,
-                Err(intake_log::Error::OffsetOutOfRange { earliest, .. }) if cursor < earliest => {
-                    let skipped = earliest - cursor;
-                    self.sink.skipped.fetch_add(skipped, Ordering::Relaxed);
-                    tracing::error!(
-                        stream = %self.source, sink = %name, partition = self.partition,
-                        from = cursor, to = earliest, skipped,
-                        "retention deleted records this sink had not forwarded (max_lag_bytes); skipping them"
-                    );
-                    self.sink.commit(self.partition, earliest);
-                    continue;
-                }
-                Err(e) => {
-                    self.failed(&name, &e.to_string());
-                    if self.pause(&mut backoff).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let sent = tokio::select! {
-                () = self.stop.cancelled() => return,
-                sent = self.broker.send(&self.source, self.partition as u32, &batch.records) => sent,
-            };
-            match sent {
-                Ok(deliveries) => {
-                    // A reset while the batch was in flight wins.
-                    if *progress.committed.borrow() != cursor {
-                        continue;
-                    }
-                    {
-                        let mut recent = progress.recent.lock();
-                        for d in deliveries {
-                            if recent.len() == RECENT_POSITIONS {
-                                recent.pop_front();
+            self.fill(&mut flow, limits).await;
+            tokio::select! {
+                () = self.stop.cancelled() => return self.finish(self.final_cursor(&flow)).await,
+                settled = flow.in_flight.next(), if !flow.in_flight.is_empty() => {
+                    let Some((next_offset, bytes, result)) = settled else { continue };
+                    flow.in_flight_bytes -= bytes;
+                    match result {
+                        Ok(deliveries) => {
+                            if progress.resets.load(Ordering::Acquire) == flow.resets {
+                                self.commit(&mut flow, next_offset, deliveries);
+                                *self.sink.last_error.lock() = None;
+                                backoff = BACKOFF_FIRST;
                             }
-                            recent.push_back((d.offset, d.position));
+                        }
+                        Err(e) => {
+                            self.failed(&e.0);
+                            let Some(next) = self.start_over(flow, &mut backoff).await else {
+                                return;
+                            };
+                            flow = next;
                         }
                     }
-                    self.sink
-                        .sent
-                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                    self.sink.commit(self.partition, batch.next_offset);
-                    *self.sink.last_error.lock() = None;
-                    backoff = BACKOFF_FIRST;
                 }
-                Err(e) => {
-                    self.failed(&name, &e.0);
-                    if self.pause(&mut backoff).await {
-                        return;
-                    }
-                }
+                () = &mut control => {}
+                changed = appended.changed() => if changed.is_err() { return },
             }
         }
     }
 
-    fn failed(&self, name: &str, error: &str) {
+    /// The cursor to write at stop: the committed one (its file trails
+    /// while sending), unless a reset wrote its own since the flow began.
+    fn final_cursor(&self, flow: &Flow) -> Option<Cursor> {
+        let progress = &self.sink.partitions[self.partition];
+        (progress.resets.load(Ordering::Acquire) == flow.resets)
+            .then(|| flow.cursor(*progress.committed.borrow()))
+    }
+
+    /// On stop: writes `cursor` now, so that a clean restart has little to
+    /// read back.
+    async fn finish(&self, cursor: Option<Cursor>) {
+        let Some(cursor) = cursor else { return };
+        let progress = &self.sink.partitions[self.partition];
+        if let Err(e) = progress.writer.store_now(cursor).await {
+            // A deleted stream takes its cursor files with it.
+            tracing::debug!(stream = %self.source, partition = self.partition, error = %e, "sink cursor not written at stop");
+        }
+    }
+
+    /// Finds where the broker stands before sending: its end now (the new
+    /// fence) and, when the committed cursor has a fence, which records
+    /// past the cursor are there already (read back from that fence).
+    /// Stores the cursor with the new fence before anything is sent, and
+    /// retries until all of this succeeds; `None` once the worker must stop.
+    async fn begin(&self, from: Option<Fence>, backoff: &mut Duration) -> Option<Flow> {
+        let progress = &self.sink.partitions[self.partition];
+        loop {
+            let resets = progress.resets.load(Ordering::Acquire);
+            let committed = *progress.committed.borrow();
+            let look = async {
+                let to = self.broker.fence().await?;
+                let found = match &from {
+                    Some(from) => self.broker.read_back(&self.id_prefix, from, &to).await?,
+                    None => Vec::new(),
+                };
+                tracing::debug!(
+                    stream = %self.source, sink = %self.sink.definition.name, partition = self.partition,
+                    committed, ?from, ?to, found = found.len(), "read back the broker before sending"
+                );
+                Ok::<_, SendError>((to, found))
+            };
+            let looked = tokio::select! {
+                () = self.stop.cancelled() => return None,
+                looked = look => looked,
+            };
+            let error = match looked {
+                Ok((fence, found)) => {
+                    let found: BTreeMap<u64, BrokerPosition> = found
+                        .into_iter()
+                        .filter(|d| d.offset >= committed)
+                        .map(|d| (d.offset, d.position))
+                        .collect();
+                    if !found.is_empty() {
+                        tracing::info!(
+                            stream = %self.source, sink = %self.sink.definition.name,
+                            partition = self.partition, records = found.len(), from = committed,
+                            "records sent before were found at the broker; they are not sent again"
+                        );
+                    }
+                    let flow = Flow {
+                        send_from: committed,
+                        fence,
+                        found,
+                        in_flight: FuturesOrdered::new(),
+                        in_flight_bytes: 0,
+                        resets,
+                    };
+                    match progress.writer.store_now(flow.cursor(committed)).await {
+                        Ok(()) => return Some(flow),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Err(e) => e.0,
+            };
+            self.failed(&error);
+            if self.pause(backoff).await {
+                return None;
+            }
+        }
+    }
+
+    /// After a failed batch: lets every batch still in flight settle (the
+    /// read-back must see all of them), waits out the backoff, and begins
+    /// again from the committed cursor.
+    async fn start_over(&self, mut flow: Flow, backoff: &mut Duration) -> Option<Flow> {
+        let settled = async { while flow.in_flight.next().await.is_some() {} };
+        tokio::select! {
+            () = self.stop.cancelled() => return None,
+            () = settled => {}
+        }
+        if self.pause(backoff).await {
+            return None;
+        }
+        let committed = *self.sink.partitions[self.partition].committed.borrow();
+        self.begin(flow.cursor(committed).fence, backoff).await
+    }
+
+    /// Hands batches to the broker while records wait and the bounds
+    /// allow. With batches in flight, a batch smaller than the limit waits
+    /// for an acknowledgement or for more records: batches fill while the
+    /// broker is behind, and go at once when it is idle.
+    async fn fill(&self, flow: &mut Flow, limits: Limits) {
+        loop {
+            if self.sink.paused.load(Ordering::Acquire) {
+                return;
+            }
+            let waiting = self.log.next_offset().saturating_sub(flow.send_from);
+            let busy = !flow.in_flight.is_empty();
+            if waiting == 0
+                || flow.in_flight.len() >= limits.batches
+                || (busy && flow.in_flight_bytes >= limits.bytes)
+                || (busy && waiting < limits.records as u64)
+            {
+                return;
+            }
+            let batch = match self.log.read(flow.send_from, limits.records, BATCH_BYTES) {
+                Ok(batch) => batch,
+                Err(intake_log::Error::OffsetOutOfRange { earliest, .. })
+                    if flow.send_from < earliest =>
+                {
+                    if busy {
+                        return; // skipped once what is in flight is committed
+                    }
+                    let skipped = earliest - flow.send_from;
+                    self.sink.skipped.fetch_add(skipped, Ordering::Relaxed);
+                    tracing::error!(
+                        stream = %self.source, sink = %self.sink.definition.name, partition = self.partition,
+                        from = flow.send_from, to = earliest, skipped,
+                        "retention deleted records this sink had not forwarded (max_lag_bytes); skipping them"
+                    );
+                    self.commit(flow, earliest, Vec::new());
+                    flow.send_from = earliest;
+                    continue;
+                }
+                Err(e) => {
+                    // Failed reads count as failed sends; the next append
+                    // or acknowledgement tries again.
+                    self.failed(&e.to_string());
+                    return;
+                }
+            };
+            let bytes = batch
+                .records
+                .iter()
+                .map(|r| r.payload_len() as u64)
+                .sum::<u64>();
+            let next_offset = batch.next_offset;
+            let (records, found) = self.split_found(flow, batch.records, next_offset);
+            let pending = if records.is_empty() {
+                None
+            } else {
+                Some(
+                    self.broker
+                        .publish(&self.id_prefix, self.partition as u32, &records)
+                        .await,
+                )
+            };
+            // The acknowledgements are awaited on a task of their own, so
+            // they settle (and free the client's ack permits) even while
+            // this worker waits to hand over the next batch.
+            let settled = tokio::spawn(async move {
+                match pending {
+                    None => Ok(found),
+                    Some(pending) => pending.await.map(|mut sent| {
+                        sent.extend(found);
+                        sent
+                    }),
+                }
+            });
+            flow.in_flight.push_back(Box::pin(async move {
+                let result = settled
+                    .await
+                    .unwrap_or_else(|e| Err(SendError(format!("a send task failed: {e}"))));
+                (next_offset, bytes, result)
+            }));
+            flow.in_flight_bytes += bytes;
+            flow.send_from = next_offset;
+        }
+    }
+
+    /// Splits a batch into the records to send and, as deliveries, those a
+    /// read-back found at the broker already.
+    fn split_found(
+        &self,
+        flow: &Flow,
+        records: Vec<intake_log::Record>,
+        next_offset: u64,
+    ) -> (Vec<intake_log::Record>, Vec<Delivery>) {
+        let first = records.first().map_or(next_offset, |r| r.offset);
+        if flow.found.range(first..next_offset).next().is_none() {
+            return (records, Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut to_send = Vec::with_capacity(records.len());
+        for record in records {
+            match flow.found.get(&record.offset) {
+                Some(position) => found.push(Delivery {
+                    offset: record.offset,
+                    position: position.clone(),
+                }),
+                None => to_send.push(record),
+            }
+        }
+        (to_send, found)
+    }
+
+    /// Commits everything before `next_offset`, which the broker
+    /// acknowledged (`deliveries`): the cursor moves in memory at once, and
+    /// its file is written behind.
+    fn commit(&self, flow: &mut Flow, next_offset: u64, deliveries: Vec<Delivery>) {
+        let progress = &self.sink.partitions[self.partition];
+        for d in &deliveries {
+            let (partition, past) = d.position.past();
+            let at = flow.fence.entry(partition).or_insert(past);
+            *at = (*at).max(past);
+        }
+        flow.found = flow.found.split_off(&next_offset);
+        self.sink
+            .sent
+            .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+        {
+            let mut recent = progress.recent.lock();
+            for d in deliveries {
+                if recent.len() == RECENT_POSITIONS {
+                    recent.pop_front();
+                }
+                recent.push_back((d.offset, d.position));
+            }
+        }
+        progress.committed.send_replace(next_offset);
+        progress.writer.store_soon(flow.cursor(next_offset));
+    }
+
+    fn failed(&self, error: &str) {
         self.sink.errors.fetch_add(1, Ordering::Relaxed);
         *self.sink.last_error.lock() = Some(error.to_owned());
-        tracing::warn!(stream = %self.source, sink = name, partition = self.partition, error, "send failed; retrying");
+        tracing::warn!(stream = %self.source, sink = %self.sink.definition.name, partition = self.partition, error, "send failed; retrying");
     }
 
     /// Sleeps `backoff` (cut short when a lost broker connection comes
@@ -485,5 +861,65 @@ impl Worker {
             () = tokio::time::sleep(wait) => false,
             () = self.broker.reconnected() => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(partition: i32, offset: i64) -> BrokerPosition {
+        BrokerPosition::Kafka {
+            topic: "t".into(),
+            partition,
+            offset,
+            sent_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_stored_fence_stays_below_every_found_record_not_yet_committed() {
+        let mut flow = Flow {
+            send_from: 10,
+            fence: Fence::from([(0, 100), (1, 50)]),
+            found: BTreeMap::from([(12, kafka(0, 40)), (13, kafka(2, 7)), (20, kafka(1, 60))]),
+            in_flight: FuturesOrdered::new(),
+            in_flight_bytes: 0,
+            resets: 0,
+        };
+        let cursor = flow.cursor(10);
+        assert_eq!(cursor.offset, 10);
+        // Found at 0/40 (below the fence there) and 2/7 (no fence yet):
+        // the read-back must start at them; 1/60 is past the fence already.
+        assert_eq!(cursor.fence, Some(Fence::from([(0, 40), (1, 50), (2, 7)])));
+        // Once those are committed, the fence is the committed one again.
+        flow.found = flow.found.split_off(&14);
+        assert_eq!(
+            flow.cursor(14).fence,
+            Some(Fence::from([(0, 100), (1, 50)]))
+        );
+    }
+
+    #[test]
+    fn a_position_is_fenced_just_past_itself() {
+        assert_eq!(kafka(3, 41).past(), (3, 42));
+        let nats = BrokerPosition::Nats {
+            stream: "S".into(),
+            sequence: 9,
+            duplicate: false,
+        };
+        assert_eq!(nats.past(), (0, 10));
+        assert_eq!(
+            crate::broker::offset_in_id(b"node/orders/2/17", "node/orders/2/"),
+            Some(17)
+        );
+        assert_eq!(
+            crate::broker::offset_in_id(b"node/orders/21/17", "node/orders/2/"),
+            None
+        );
+        assert_eq!(
+            crate::broker::offset_in_id(b"orders/2/x", "orders/2/"),
+            None
+        );
     }
 }

@@ -419,3 +419,33 @@ async fn sink_errors_are_404_and_503_naming_the_sink() {
     assert_eq!(retry_after.unwrap(), "1");
     assert_eq!(message(&body), "sink \"n1\" stopped before acknowledging");
 }
+
+#[tokio::test]
+async fn sink_bounds_below_one_are_refused_and_one_is_taken() {
+    let node = TestNode::new(Limits::default()).await;
+    for field in [
+        "batch_records",
+        "max_lag_bytes",
+        "max_in_flight_batches",
+        "max_in_flight_bytes",
+    ] {
+        let mut sink =
+            json!({"name": "n1", "kind": "nats", "url": "nats://127.0.0.1:1", "subject": "s"});
+        sink[field] = json!(0);
+        let definition = json!({"name": format!("zero-{field}"), "sinks": [sink.clone()]});
+        let (status, _, body) = node.post("/v1/streams", JSON, definition.to_string()).await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "invalid_definition"),
+            "{field}"
+        );
+        assert!(
+            message(&body).contains(&format!("{field} must be at least 1")),
+            "{field}: {body}"
+        );
+        sink[field] = json!(1);
+        let definition = json!({"name": format!("one-{field}"), "sinks": [sink]});
+        let (status, _, body) = node.post("/v1/streams", JSON, definition.to_string()).await;
+        assert_eq!(status, 201, "{field} = 1: {body}");
+    }
+}
