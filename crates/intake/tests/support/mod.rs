@@ -42,6 +42,30 @@ impl Intake {
             data_dir,
             args,
             env,
+            Stdio::inherit(),
+        )
+    }
+
+    /// [`Intake::serve_with_env`] with the node's log (stderr) appended
+    /// to the file `log`, so that a test can read its events, also over
+    /// restarts.
+    pub fn serve_logging_to(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_intake")),
+            data_dir,
+            args,
+            env,
+            Stdio::from(file),
         )
     }
 
@@ -50,7 +74,7 @@ impl Intake {
     pub fn serve_in(cwd: &Path, data_dir: &Path, args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
         command.current_dir(cwd);
-        Self::spawn(command, data_dir, args, &[])
+        Self::spawn(command, data_dir, args, &[], Stdio::inherit())
     }
 
     /// [`Intake::serve`] started with a soft limit of `open_files` open
@@ -62,10 +86,16 @@ impl Intake {
             &format!("ulimit -Sn {open_files} && exec \"$0\" \"$@\""),
             env!("CARGO_BIN_EXE_intake"),
         ]);
-        Self::spawn(command, data_dir, &[], &[])
+        Self::spawn(command, data_dir, &[], &[], Stdio::inherit())
     }
 
-    fn spawn(mut command: Command, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+    fn spawn(
+        mut command: Command,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -73,6 +103,7 @@ impl Intake {
             .env("INTAKE_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -266,8 +297,19 @@ pub async fn push(
     stream: &str,
     records: &[Value],
 ) -> Result<Vec<(u32, u64)>, (u16, String)> {
+    push_to(http, &node.url(""), stream, records).await
+}
+
+/// [`push`] to the node at `base` (`http://host:port`), for clients that
+/// outlive one [`Intake`] (restarted on another port).
+pub async fn push_to(
+    http: &reqwest::Client,
+    base: &str,
+    stream: &str,
+    records: &[Value],
+) -> Result<Vec<(u32, u64)>, (u16, String)> {
     let r = http
-        .post(node.url(&format!("/v1/streams/{stream}/records")))
+        .post(format!("{base}/v1/streams/{stream}/records"))
         .json(&records)
         .send()
         .await
