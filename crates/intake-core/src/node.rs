@@ -925,7 +925,7 @@ impl Node {
             .ok_or_else(|| Error::StreamNotFound {
                 name: name.to_owned(),
             })?;
-        stream.stop_sinks();
+        stream.stop_sinks().await;
         // Forgotten, not only closed: the journal must never give a stream
         // made later under this name the records of this one.
         for p in &stream.partitions {
@@ -982,7 +982,7 @@ impl Node {
         RecordCodec::with_schema_files(&def, Arc::clone(&self.schemas))?;
         def.state = old_def.state;
         self.catalog.update(&def).await?;
-        old.stop_sinks();
+        old.stop_sinks().await;
         for p in &old.partitions {
             p.close().await.ok();
         }
@@ -1324,7 +1324,7 @@ impl Node {
             let Some(stream) = self.registry.write().remove(&name) else {
                 continue;
             };
-            stream.stop_sinks();
+            stream.stop_sinks().await;
             for p in &stream.partitions {
                 p.forget().await.ok();
             }

@@ -68,10 +68,13 @@ impl Stream {
         self.sinks.as_ref()
     }
 
-    /// Stops the sink workers (before the stream is closed).
-    pub(crate) fn stop_sinks(&self) {
+    /// Stops the sink workers and waits for them (before the stream is
+    /// closed): their batches in flight settle and their cursors are
+    /// written, so nothing they sent races sinks started after them.
+    pub(crate) async fn stop_sinks(&self) {
         if let Some(sinks) = &self.sinks {
             sinks.stop();
+            sinks.stopped().await;
         }
     }
 

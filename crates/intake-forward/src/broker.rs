@@ -14,6 +14,25 @@ use crate::error::{ForwardError, SendError};
 pub(crate) type PendingBatch =
     futures::future::BoxFuture<'static, Result<Vec<Delivery>, SendError>>;
 
+/// A batch as handed to a broker.
+pub(crate) struct Handover {
+    /// Resolves once every record handed over has settled.
+    pub(crate) settled: PendingBatch,
+    /// True when the client refused a record at once (the batch fails, and
+    /// nothing after it should be handed over before a retry).
+    pub(crate) refused: bool,
+}
+
+impl Handover {
+    /// A batch refused before any record was handed over.
+    pub(crate) fn refused(error: SendError) -> Self {
+        Self {
+            settled: Box::pin(std::future::ready(Err(error))),
+            refused: true,
+        }
+    }
+}
+
 /// Where a broker stored a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerPosition {
@@ -112,13 +131,15 @@ impl Broker {
     /// resolves once the broker acknowledged every record. Batches of one
     /// partition are stored in the order they were handed over. A batch
     /// that fails resolves only once every record of it that was handed
-    /// over has settled, so that a read-back after it sees them all.
+    /// over has settled (acknowledged, refused or timed out), so that a
+    /// read-back after it sees what the broker acknowledged; a request the
+    /// client gave up on and the broker applies later is not covered.
     pub(crate) async fn publish(
         &self,
         id_prefix: &str,
         partition: u32,
         records: &[Record],
-    ) -> PendingBatch {
+    ) -> Handover {
         match self {
             #[cfg(feature = "nats")]
             Self::Nats(sink) => sink.publish(id_prefix, records).await,
@@ -127,21 +148,19 @@ impl Broker {
             #[allow(unreachable_patterns)]
             _ => {
                 let _ = (id_prefix, partition, records);
-                Box::pin(std::future::ready(Err(SendError(
-                    "no broker client in this build".into(),
-                ))))
+                Handover::refused(SendError("no broker client in this build".into()))
             }
         }
     }
 
     /// The end of every broker partition now: a fence past everything
     /// stored so far.
-    pub(crate) async fn fence(&self) -> Result<Fence, SendError> {
+    pub(crate) async fn end(&self) -> Result<Fence, SendError> {
         match self {
             #[cfg(feature = "nats")]
-            Self::Nats(sink) => sink.fence().await,
+            Self::Nats(sink) => sink.end().await,
             #[cfg(feature = "kafka")]
-            Self::Kafka(sink) => sink.fence().await,
+            Self::Kafka(sink) => sink.end().await,
             #[allow(unreachable_patterns)]
             _ => Err(SendError("no broker client in this build".into())),
         }

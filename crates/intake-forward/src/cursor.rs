@@ -52,6 +52,11 @@ impl CursorFile {
         })
     }
 
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The committed cursor, or `None` before the first commit.
     pub(crate) fn load(&self) -> Result<Option<Cursor>, ForwardError> {
         let text = match fs::read_to_string(&self.path) {

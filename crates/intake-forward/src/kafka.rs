@@ -19,7 +19,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::broker::{BrokerPosition, Delivery, PendingBatch, offset_in_id};
+use crate::broker::{BrokerPosition, Delivery, Handover, PendingBatch, offset_in_id};
 use crate::clients::BrokerClients;
 use crate::cursor::Fence;
 use crate::error::SendError;
@@ -32,6 +32,8 @@ pub(crate) const ID_HEADER: &str = "Intake-Id";
 
 /// How long a metadata or watermark request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait for room in a full producer queue before trying again.
+const QUEUE_FULL_WAIT_MAX: Duration = Duration::from_millis(100);
 /// librdkafka's default `batch.num.messages`.
 const DEFAULT_BATCH_NUM_MESSAGES: u64 = 10_000;
 /// How long a read-back may go without progress.
@@ -124,10 +126,11 @@ impl KafkaSink {
         id_prefix: &str,
         partition: u32,
         records: &[Record],
-    ) -> PendingBatch {
+    ) -> Handover {
         let sent_at_ms = now_ms();
         let mut pending = Vec::with_capacity(records.len());
         let mut refused = None;
+        let mut queue_full_wait = Duration::from_millis(1);
         let mut id = String::with_capacity(id_prefix.len() + 20);
         'records: for record in records {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 1);
@@ -162,7 +165,8 @@ impl KafkaSink {
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         message = back;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        tokio::time::sleep(queue_full_wait).await;
+                        queue_full_wait = (queue_full_wait * 2).min(QUEUE_FULL_WAIT_MAX);
                     }
                     Err((e, _)) => {
                         refused = Some(SendError(format!("produce to {}: {e}", self.topic)));
@@ -172,7 +176,8 @@ impl KafkaSink {
             }
         }
         let topic = Arc::clone(&self.topic);
-        Box::pin(async move {
+        let refused_now = refused.is_some();
+        let settled: PendingBatch = Box::pin(async move {
             let mut deliveries = Vec::with_capacity(pending.len());
             let mut failed = refused;
             // Every report is awaited, even after a failure: the batch
@@ -203,12 +208,16 @@ impl KafkaSink {
                 Some(e) => Err(e),
                 None => Ok(deliveries),
             }
-        })
+        });
+        Handover {
+            settled,
+            refused: refused_now,
+        }
     }
 
     /// The high watermark of every partition of the topic (none while the
     /// topic does not exist).
-    pub(crate) async fn fence(&self) -> Result<Fence, SendError> {
+    pub(crate) async fn end(&self) -> Result<Fence, SendError> {
         let producer = Arc::clone(&self.producer);
         let topic = Arc::clone(&self.topic);
         blocking(move || {
@@ -276,6 +285,7 @@ impl KafkaSink {
         let config = self.consumer_config.clone();
         let topic = Arc::clone(&self.topic);
         let id_prefix = id_prefix.to_owned();
+        let fence = from.clone();
         blocking(move || {
             let failed = |e: KafkaError| SendError(format!("read back {topic}: {e}"));
             let consumer: BaseConsumer<ReadBackContext> = config
@@ -300,6 +310,13 @@ impl KafkaSink {
                     Some(Ok(message)) => message,
                 };
                 progress = Instant::now();
+                // The slack before the fence only positions the fetch: what
+                // lies there was committed, or is another incarnation's
+                // (a stream deleted and made again, a sink reset).
+                let at = u64::try_from(message.offset()).unwrap_or(0);
+                if at < fence.get(&message.partition()).copied().unwrap_or(0) {
+                    continue;
+                }
                 let id = message.headers().and_then(|headers| {
                     headers
                         .iter()
@@ -343,6 +360,8 @@ impl ConsumerContext for ReadBackContext {}
 /// read-back consumer shares with the producer.
 const CONSUMER_SETTINGS: &[&str] = &[
     "security.",
+    "enable.ssl.",
+    "enable.sasl.",
     "sasl.",
     "ssl.",
     "socket.",

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use intake_log::Record;
 use tokio::sync::OnceCell;
 
-use crate::broker::{BrokerPosition, Delivery, PendingBatch, offset_in_id};
+use crate::broker::{BrokerPosition, Delivery, Handover, PendingBatch, offset_in_id};
 use crate::clients::BrokerClients;
 use crate::cursor::Fence;
 use crate::error::SendError;
@@ -140,15 +140,52 @@ impl NatsSink {
     /// only as a stalled sink instead of an error in its status (the
     /// sink's retry waits for [`Self::reconnected`]). Before the first
     /// connection is made, sending waits as usual.
-    pub(crate) async fn publish(&self, id_prefix: &str, records: &[Record]) -> PendingBatch {
+    pub(crate) async fn publish(&self, id_prefix: &str, records: &[Record]) -> Handover {
         let ready = match self.connected() {
             Ok(()) => self.ensure_stream().await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = ready {
-            return Box::pin(std::future::ready(Err(e)));
+            return Handover::refused(e);
         }
-        let mut acks = Vec::with_capacity(records.len());
+        // Acks are awaited as soon as they exist, on a task of their own:
+        // each holds one of the connection's ack permits, which must come
+        // back even while this batch (or another sink's) is still being
+        // handed over.
+        let (acks, mut pending) = tokio::sync::mpsc::unbounded_channel::<(
+            u64,
+            jetstream::context::PublishAckFuture,
+            tokio::time::Instant,
+        )>();
+        let settled = tokio::spawn(async move {
+            let mut deliveries = Vec::new();
+            let mut failed = None;
+            while let Some((offset, ack, sent_at)) = pending.recv().await {
+                // Every ack is awaited, even after a failure: the batch
+                // settles only when none of it is on its way. Each until
+                // its own deadline, so lost acks expire together.
+                let ack = tokio::time::timeout_at(sent_at + ACK_TIMEOUT, ack.into_future()).await;
+                match ack {
+                    Ok(Ok(ack)) => deliveries.push(Delivery {
+                        offset,
+                        position: BrokerPosition::Nats {
+                            stream: ack.stream,
+                            sequence: ack.sequence,
+                            duplicate: ack.duplicate,
+                        },
+                    }),
+                    Ok(Err(e)) => {
+                        failed.get_or_insert(SendError(format!("no ack from JetStream: {e}")));
+                    }
+                    Err(_) => {
+                        failed.get_or_insert(SendError(format!(
+                            "no ack from JetStream within {ACK_TIMEOUT:?}"
+                        )));
+                    }
+                }
+            }
+            (deliveries, failed)
+        });
         let mut refused = None;
         let mut id = String::with_capacity(id_prefix.len() + 20);
         let mut timestamp = String::with_capacity(20);
@@ -176,48 +213,30 @@ impl NatsSink {
                 .send_publish(self.subject_bytes.clone(), message)
                 .await
             {
-                Ok(ack) => acks.push((record.offset, ack)),
+                Ok(ack) => {
+                    let _ = acks.send((record.offset, ack, tokio::time::Instant::now()));
+                }
                 Err(e) => {
                     refused = Some(SendError(format!("publish to {}: {e}", self.subject)));
                     break;
                 }
             }
         }
-        Box::pin(async move {
-            let mut deliveries = Vec::with_capacity(acks.len());
-            let mut failed = refused;
-            // Every ack is awaited (or times out), even after a failure:
-            // the batch settles only when none of it is on its way. One
-            // deadline for the batch: lost acks time out together, not one
-            // after another.
-            let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
-            for (offset, ack) in acks {
-                let ack = tokio::time::timeout_at(deadline, ack.into_future())
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(async_nats::jetstream::context::PublishError::new(
-                            async_nats::jetstream::context::PublishErrorKind::TimedOut,
-                        ))
-                    });
-                match ack {
-                    Ok(ack) => deliveries.push(Delivery {
-                        offset,
-                        position: BrokerPosition::Nats {
-                            stream: ack.stream,
-                            sequence: ack.sequence,
-                            duplicate: ack.duplicate,
-                        },
-                    }),
-                    Err(e) => {
-                        failed.get_or_insert(SendError(format!("no ack from JetStream: {e}")));
-                    }
-                }
-            }
-            match failed {
+        drop(acks);
+        let refused_now = refused.is_some();
+        let settled: PendingBatch = Box::pin(async move {
+            let (deliveries, failed) = settled
+                .await
+                .map_err(|e| SendError(format!("the ack task failed: {e}")))?;
+            match refused.or(failed) {
                 Some(e) => Err(e),
                 None => Ok(deliveries),
             }
-        })
+        });
+        Handover {
+            settled,
+            refused: refused_now,
+        }
     }
 
     /// An error while the connection is lost (see [`Self::publish`]).
@@ -233,7 +252,7 @@ impl NatsSink {
 
     /// Just past the JetStream stream's last sequence, as broker
     /// partition 0.
-    pub(crate) async fn fence(&self) -> Result<Fence, SendError> {
+    pub(crate) async fn end(&self) -> Result<Fence, SendError> {
         self.connected()?;
         let name = self.ensure_stream().await?;
         let mut stream = self
@@ -299,8 +318,11 @@ impl NatsSink {
                     .map_err(|_| failed(&format!("no message in {READ_BACK_STALL:?}")))?
                     .ok_or_else(|| failed(&"the consumer ended"))?
                     .map_err(|e| failed(&e))?;
-                pending -= 1;
-                let sequence = message.info().map_err(|e| failed(&e))?.stream_sequence;
+                let info = message.info().map_err(|e| failed(&e))?;
+                let sequence = info.stream_sequence;
+                // What is left to read, as the server counts it now (it
+                // shrinks if limits delete messages meanwhile).
+                pending = info.pending;
                 if sequence >= end {
                     break;
                 }

@@ -47,6 +47,8 @@ const BACKOFF_LAST: Duration = Duration::from_secs(10);
 /// each write costs two fsyncs, which would otherwise hold up every
 /// acknowledgement (and the log's own writes).
 const CURSOR_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a stopping worker lets its batches in flight settle.
+const STOP_SETTLE: Duration = Duration::from_secs(5);
 /// Broker positions kept per partition for `ack = "sink"` answers.
 const RECENT_POSITIONS: usize = 65_536;
 
@@ -71,6 +73,9 @@ struct CursorWriter {
     file: CursorFile,
     /// The cursor waiting to be written behind the worker.
     latest: Mutex<Option<Cursor>>,
+    /// True while a background writer runs (it writes, then waits out the
+    /// interval before looking at `latest` again).
+    scheduled: AtomicBool,
     /// Held for each write, so an older cursor never lands over a newer.
     writing: Mutex<()>,
     tasks: TaskTracker,
@@ -85,7 +90,7 @@ impl CursorWriter {
             .spawn_blocking(move || this.store_blocking(&cursor))
             .await
             .unwrap_or_else(|e| {
-                Err(ForwardError::io("write", Path::new("sink cursor"))(
+                Err(ForwardError::io("write", self.file.path())(
                     std::io::Error::other(e.to_string()),
                 ))
             })
@@ -103,30 +108,47 @@ impl CursorWriter {
     /// the broker's acknowledgements: after a crash the read-back finds
     /// what was acknowledged and not yet written here.
     fn store_soon(self: &Arc<Self>, cursor: Cursor) {
-        if self.latest.lock().replace(cursor).is_some() {
-            return; // a write is already on its way and takes the newest
+        *self.latest.lock() = Some(cursor);
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return; // the running writer takes the newest in its turn
         }
         let this = Arc::clone(self);
         // Not on the tracker: shutdown need not sit out the interval (the
-        // worker writes its cursor as it stops, and writes themselves are
-        // tracked).
+        // worker writes its cursor as it stops, and writes are tracked).
         tokio::spawn(async move {
             loop {
-                let Some(cursor) = this.latest.lock().take() else {
-                    return;
-                };
                 let writer = Arc::clone(&this);
-                let written = this
+                let wrote = this
                     .tasks
                     .spawn_blocking(move || {
+                        // Taken under the lock, so a cursor written now
+                        // (a reset, a stop) is never followed by an older.
                         let _turn = writer.writing.lock();
-                        writer.file.store(&cursor)
+                        let Some(cursor) = writer.latest.lock().take() else {
+                            return Ok(false);
+                        };
+                        writer.file.store(&cursor).map(|()| true)
                     })
                     .await;
-                if let Ok(Err(e)) = written {
-                    // The cursor stays right in memory; after a crash an
-                    // older cursor costs a longer read-back, no duplicate.
-                    tracing::error!(error = %e, "cannot persist the sink cursor");
+                match wrote {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) | Err(_) => {
+                        this.scheduled.store(false, Ordering::Release);
+                        // A cursor that came after the look and before the
+                        // flag was cleared would wait for the next commit;
+                        // take it now.
+                        if this.latest.lock().is_some()
+                            && !this.scheduled.swap(true, Ordering::AcqRel)
+                        {
+                            continue;
+                        }
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        // The cursor stays right in memory; after a crash
+                        // an older cursor costs a longer read-back.
+                        tracing::error!(error = %e, "cannot persist the sink cursor");
+                    }
                 }
                 tokio::time::sleep(CURSOR_WRITE_INTERVAL).await;
             }
@@ -163,6 +185,8 @@ pub struct StreamSinks {
     sinks: Vec<Arc<Sink>>,
     logs: Vec<Arc<Partition>>,
     stop: CancellationToken,
+    /// This stream's workers, for [`StreamSinks::stopped`].
+    workers: TaskTracker,
 }
 
 /// What the sinks of a node share: the broker clients (see
@@ -222,6 +246,7 @@ impl StreamSinks {
                     writer: Arc::new(CursorWriter {
                         file,
                         latest: Mutex::new(None),
+                        scheduled: AtomicBool::new(false),
                         writing: Mutex::new(()),
                         tasks: tasks.clone(),
                     }),
@@ -246,6 +271,7 @@ impl StreamSinks {
             sinks.push(Arc::new(sink));
             fences.push(sink_fences);
         }
+        let workers = TaskTracker::new();
         let source = match node_id {
             Some(node) => format!("{node}/{stream}"),
             None => stream.to_owned(),
@@ -261,7 +287,7 @@ impl StreamSinks {
                     broker: Arc::clone(&broker),
                     stop: stop.clone(),
                 };
-                tasks.spawn(worker.run(fence));
+                tasks.spawn(workers.track_future(worker.run(fence)));
             }
         }
         Ok(Self {
@@ -269,13 +295,23 @@ impl StreamSinks {
             sinks,
             logs: logs.to_vec(),
             stop,
+            workers,
         })
     }
 
-    /// Stops every worker (batches in flight stay uncommitted; the next
-    /// start reads them back).
+    /// Tells every worker to stop; see [`StreamSinks::stopped`].
     pub fn stop(&self) {
         self.stop.cancel();
+        self.workers.close();
+    }
+
+    /// Resolves once every worker stopped (after [`StreamSinks::stop`]):
+    /// each lets its batches in flight settle (for a few seconds at most),
+    /// commits what was acknowledged and writes its cursor, so that sinks
+    /// started next on the same cursors (a new definition) neither send
+    /// those again nor race the files.
+    pub async fn stopped(&self) {
+        self.workers.wait().await;
     }
 
     fn sink(&self, name: &str) -> Result<&Arc<Sink>, ForwardError> {
@@ -403,8 +439,12 @@ impl StreamSinks {
                 offset: to,
                 fence: None,
             })?;
-            progress.resets.fetch_add(1, Ordering::AcqRel);
-            progress.committed.send_replace(to);
+            // Under the watch's lock, as commits check the count, so that
+            // no commit lands over the reset.
+            progress.committed.send_modify(|cursor| {
+                progress.resets.fetch_add(1, Ordering::AcqRel);
+                *cursor = to;
+            });
         }
         sink.control.notify_waiters();
         tracing::info!(stream = %self.stream, sink = name, offset, "sink cursor reset");
@@ -518,9 +558,13 @@ struct Flow {
     found: BTreeMap<u64, BrokerPosition>,
     /// Batches handed to the broker, in offset order.
     in_flight: FuturesOrdered<InFlight>,
+    /// Payload bytes of the batches in flight.
     in_flight_bytes: u64,
     /// The partition's reset count when the flow began.
     resets: u64,
+    /// Set when the client refused a batch outright: nothing more is
+    /// handed over until the flow starts over.
+    halted: bool,
 }
 
 impl Flow {
@@ -570,29 +614,39 @@ impl Worker {
         };
         loop {
             if self.stop.is_cancelled() {
-                return self.finish(self.final_cursor(&flow)).await;
+                break;
             }
             let control = self.sink.control.notified();
             tokio::pin!(control);
             control.as_mut().enable();
             if progress.resets.load(Ordering::Acquire) != flow.resets {
-                // What was in flight is dropped: a reset is sent afresh.
+                // What was in flight settles uncommitted first, so that it
+                // cannot land past the new fence; then the records from the
+                // reset cursor are sent afresh.
+                if !self.settle(&mut flow).await {
+                    return;
+                }
                 let Some(next) = self.begin(None, &mut backoff).await else {
                     return;
                 };
                 flow = next;
                 continue;
             }
-            self.fill(&mut flow, limits).await;
+            if let Err(e) = self.fill(&mut flow, limits).await {
+                self.failed(&e);
+                if self.back_off(&mut backoff).await {
+                    break;
+                }
+                continue;
+            }
             tokio::select! {
-                () = self.stop.cancelled() => return self.finish(self.final_cursor(&flow)).await,
+                () = self.stop.cancelled() => break,
                 settled = flow.in_flight.next(), if !flow.in_flight.is_empty() => {
                     let Some((next_offset, bytes, result)) = settled else { continue };
                     flow.in_flight_bytes -= bytes;
                     match result {
                         Ok(deliveries) => {
-                            if progress.resets.load(Ordering::Acquire) == flow.resets {
-                                self.commit(&mut flow, next_offset, deliveries);
+                            if self.commit(&mut flow, next_offset, deliveries) {
                                 *self.sink.last_error.lock() = None;
                                 backoff = BACKOFF_FIRST;
                             }
@@ -607,27 +661,47 @@ impl Worker {
                     }
                 }
                 () = &mut control => {}
-                changed = appended.changed() => if changed.is_err() { return },
+                changed = appended.changed() => if changed.is_err() { break },
             }
         }
+        self.wind_down(flow).await;
     }
 
-    /// The cursor to write at stop: the committed one (its file trails
-    /// while sending), unless a reset wrote its own since the flow began.
-    fn final_cursor(&self, flow: &Flow) -> Option<Cursor> {
+    /// On stop: lets the batches in flight settle for a few seconds,
+    /// commits those acknowledged in order, and writes the cursor now (it
+    /// trails while sending), so that whatever starts next on this cursor
+    /// has little to read back and nothing of ours still on its way.
+    async fn wind_down(&self, mut flow: Flow) {
         let progress = &self.sink.partitions[self.partition];
-        (progress.resets.load(Ordering::Acquire) == flow.resets)
-            .then(|| flow.cursor(*progress.committed.borrow()))
-    }
-
-    /// On stop: writes `cursor` now, so that a clean restart has little to
-    /// read back.
-    async fn finish(&self, cursor: Option<Cursor>) {
-        let Some(cursor) = cursor else { return };
-        let progress = &self.sink.partitions[self.partition];
+        let deadline = tokio::time::Instant::now() + STOP_SETTLE;
+        while let Ok(Some((next_offset, _, result))) =
+            tokio::time::timeout_at(deadline, flow.in_flight.next()).await
+        {
+            match result {
+                Ok(deliveries) => {
+                    self.commit(&mut flow, next_offset, deliveries);
+                }
+                Err(_) => break,
+            }
+        }
+        if progress.resets.load(Ordering::Acquire) != flow.resets {
+            return; // the reset wrote its cursor
+        }
+        let cursor = flow.cursor(*progress.committed.borrow());
+        drop(flow);
         if let Err(e) = progress.writer.store_now(cursor).await {
             // A deleted stream takes its cursor files with it.
             tracing::debug!(stream = %self.source, partition = self.partition, error = %e, "sink cursor not written at stop");
+        }
+    }
+
+    /// Waits until every batch in flight settled; false when the worker
+    /// must stop first.
+    async fn settle(&self, flow: &mut Flow) -> bool {
+        let settled = async { while flow.in_flight.next().await.is_some() {} };
+        tokio::select! {
+            () = self.stop.cancelled() => false,
+            () = settled => true,
         }
     }
 
@@ -642,7 +716,7 @@ impl Worker {
             let resets = progress.resets.load(Ordering::Acquire);
             let committed = *progress.committed.borrow();
             let look = async {
-                let to = self.broker.fence().await?;
+                let to = self.broker.end().await?;
                 let found = match &from {
                     Some(from) => self.broker.read_back(&self.id_prefix, from, &to).await?,
                     None => Vec::new(),
@@ -657,6 +731,10 @@ impl Worker {
                 () = self.stop.cancelled() => return None,
                 looked = look => looked,
             };
+            if progress.resets.load(Ordering::Acquire) != resets {
+                // A reset meanwhile: what was found may be from before it.
+                return Box::pin(self.begin(None, backoff)).await;
+            }
             let error = match looked {
                 Ok((fence, found)) => {
                     let found: BTreeMap<u64, BrokerPosition> = found
@@ -678,6 +756,7 @@ impl Worker {
                         in_flight: FuturesOrdered::new(),
                         in_flight_bytes: 0,
                         resets,
+                        halted: false,
                     };
                     match progress.writer.store_now(flow.cursor(committed)).await {
                         Ok(()) => return Some(flow),
@@ -687,7 +766,7 @@ impl Worker {
                 Err(e) => e.0,
             };
             self.failed(&error);
-            if self.pause(backoff).await {
+            if self.back_off(backoff).await {
                 return None;
             }
         }
@@ -697,12 +776,10 @@ impl Worker {
     /// read-back must see all of them), waits out the backoff, and begins
     /// again from the committed cursor.
     async fn start_over(&self, mut flow: Flow, backoff: &mut Duration) -> Option<Flow> {
-        let settled = async { while flow.in_flight.next().await.is_some() {} };
-        tokio::select! {
-            () = self.stop.cancelled() => return None,
-            () = settled => {}
+        if !self.settle(&mut flow).await {
+            return None;
         }
-        if self.pause(backoff).await {
+        if self.back_off(backoff).await {
             return None;
         }
         let committed = *self.sink.partitions[self.partition].committed.borrow();
@@ -713,10 +790,10 @@ impl Worker {
     /// allow. With batches in flight, a batch smaller than the limit waits
     /// for an acknowledgement or for more records: batches fill while the
     /// broker is behind, and go at once when it is idle.
-    async fn fill(&self, flow: &mut Flow, limits: Limits) {
+    async fn fill(&self, flow: &mut Flow, limits: Limits) -> Result<(), String> {
         loop {
-            if self.sink.paused.load(Ordering::Acquire) {
-                return;
+            if flow.halted || self.sink.paused.load(Ordering::Acquire) || self.stop.is_cancelled() {
+                return Ok(());
             }
             let waiting = self.log.next_offset().saturating_sub(flow.send_from);
             let busy = !flow.in_flight.is_empty();
@@ -725,7 +802,7 @@ impl Worker {
                 || (busy && flow.in_flight_bytes >= limits.bytes)
                 || (busy && waiting < limits.records as u64)
             {
-                return;
+                return Ok(());
             }
             let batch = match self.log.read(flow.send_from, limits.records, BATCH_BYTES) {
                 Ok(batch) => batch,
@@ -733,7 +810,7 @@ impl Worker {
                     if flow.send_from < earliest =>
                 {
                     if busy {
-                        return; // skipped once what is in flight is committed
+                        return Ok(()); // skipped once what is in flight is committed
                     }
                     let skipped = earliest - flow.send_from;
                     self.sink.skipped.fetch_add(skipped, Ordering::Relaxed);
@@ -746,12 +823,8 @@ impl Worker {
                     flow.send_from = earliest;
                     continue;
                 }
-                Err(e) => {
-                    // Failed reads count as failed sends; the next append
-                    // or acknowledgement tries again.
-                    self.failed(&e.to_string());
-                    return;
-                }
+                // Counted as a failed send and retried after the backoff.
+                Err(e) => return Err(e.to_string()),
             };
             let bytes = batch
                 .records
@@ -763,11 +836,14 @@ impl Worker {
             let pending = if records.is_empty() {
                 None
             } else {
-                Some(
-                    self.broker
-                        .publish(&self.id_prefix, self.partition as u32, &records)
-                        .await,
-                )
+                let handed = tokio::select! {
+                    () = self.stop.cancelled() => return Ok(()),
+                    handed = self.broker.publish(&self.id_prefix, self.partition as u32, &records) => handed,
+                };
+                // A refused record fails its batch; batches after it would
+                // only go out of order.
+                flow.halted = handed.refused;
+                Some(handed.settled)
             };
             // The acknowledgements are awaited on a task of their own, so
             // they settle (and free the client's ack permits) even while
@@ -820,18 +896,34 @@ impl Worker {
 
     /// Commits everything before `next_offset`, which the broker
     /// acknowledged (`deliveries`): the cursor moves in memory at once, and
-    /// its file is written behind.
-    fn commit(&self, flow: &mut Flow, next_offset: u64, deliveries: Vec<Delivery>) {
+    /// its file is written behind. False (nothing committed) when a reset
+    /// came since the flow began.
+    fn commit(&self, flow: &mut Flow, next_offset: u64, deliveries: Vec<Delivery>) -> bool {
         let progress = &self.sink.partitions[self.partition];
+        // Checked under the watch's lock, which a reset holds to count.
+        let committed = progress.committed.send_if_modified(|cursor| {
+            let current = progress.resets.load(Ordering::Acquire) == flow.resets;
+            if current {
+                *cursor = next_offset;
+            }
+            current
+        });
+        if !committed {
+            return false;
+        }
         for d in &deliveries {
             let (partition, past) = d.position.past();
             let at = flow.fence.entry(partition).or_insert(past);
             *at = (*at).max(past);
         }
+        // `sent` counts what this sink handed over, not what a read-back
+        // found at the broker already.
+        let found_here = flow.found.range(..next_offset).count();
         flow.found = flow.found.split_off(&next_offset);
-        self.sink
-            .sent
-            .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+        self.sink.sent.fetch_add(
+            deliveries.len().saturating_sub(found_here) as u64,
+            Ordering::Relaxed,
+        );
         {
             let mut recent = progress.recent.lock();
             for d in deliveries {
@@ -841,8 +933,8 @@ impl Worker {
                 recent.push_back((d.offset, d.position));
             }
         }
-        progress.committed.send_replace(next_offset);
         progress.writer.store_soon(flow.cursor(next_offset));
+        true
     }
 
     fn failed(&self, error: &str) {
@@ -853,7 +945,7 @@ impl Worker {
 
     /// Sleeps `backoff` (cut short when a lost broker connection comes
     /// back) and doubles it; true when the worker must stop.
-    async fn pause(&self, backoff: &mut Duration) -> bool {
+    async fn back_off(&self, backoff: &mut Duration) -> bool {
         let wait = *backoff;
         *backoff = (*backoff * 2).min(BACKOFF_LAST);
         tokio::select! {
@@ -886,6 +978,7 @@ mod tests {
             in_flight: FuturesOrdered::new(),
             in_flight_bytes: 0,
             resets: 0,
+            halted: false,
         };
         let cursor = flow.cursor(10);
         assert_eq!(cursor.offset, 10);
