@@ -12,10 +12,14 @@ use parking_lot::Mutex;
 use crate::error::SendError;
 
 /// The clients the sinks of one node share.
-#[derive(Default)]
 pub struct BrokerClients {
     #[cfg(feature = "kafka")]
     kafka: Mutex<HashMap<String, Weak<rdkafka::producer::FutureProducer>>>,
+    /// Blocking librdkafka lookups (metadata, watermarks, read-backs) in
+    /// progress at once, node-wide: each holds a thread, and with a
+    /// broker away every sink partition would hold one for its timeout.
+    #[cfg(feature = "kafka")]
+    pub(crate) kafka_lookups: Arc<tokio::sync::Semaphore>,
     #[cfg(feature = "nats")]
     nats: tokio::sync::Mutex<HashMap<String, Weak<crate::nats::NatsConnection>>>,
 }
@@ -28,6 +32,23 @@ impl std::fmt::Debug for BrokerClients {
         d.finish_non_exhaustive()
     }
 }
+
+impl Default for BrokerClients {
+    fn default() -> Self {
+        Self {
+            #[cfg(feature = "kafka")]
+            kafka: Mutex::default(),
+            #[cfg(feature = "kafka")]
+            kafka_lookups: Arc::new(tokio::sync::Semaphore::new(KAFKA_LOOKUPS)),
+            #[cfg(feature = "nats")]
+            nats: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+/// Blocking Kafka lookups at once (see [`BrokerClients`]).
+#[cfg(feature = "kafka")]
+const KAFKA_LOOKUPS: usize = 4;
 
 impl BrokerClients {
     /// No client yet.

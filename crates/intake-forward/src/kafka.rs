@@ -49,6 +49,8 @@ pub(crate) struct KafkaSink {
     /// Most messages in one produce batch (`batch.num.messages`): how far
     /// before a fence a read-back starts.
     batch_slack: u64,
+    /// The node's bound on blocking lookups at once.
+    lookups: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -116,6 +118,7 @@ impl KafkaSink {
             partitioning,
             consumer_config,
             batch_slack,
+            lookups: Arc::clone(&clients.kafka_lookups),
         })
     }
 
@@ -218,6 +221,7 @@ impl KafkaSink {
     /// The high watermark of every partition of the topic (none while the
     /// topic does not exist).
     pub(crate) async fn end(&self) -> Result<Fence, SendError> {
+        let _turn = self.lookup_turn().await?;
         let producer = Arc::clone(&self.producer);
         let topic = Arc::clone(&self.topic);
         blocking(move || {
@@ -282,6 +286,7 @@ impl KafkaSink {
         if open.is_empty() {
             return Ok(Vec::new());
         }
+        let _turn = self.lookup_turn().await?;
         let config = self.consumer_config.clone();
         let topic = Arc::clone(&self.topic);
         let id_prefix = id_prefix.to_owned();
@@ -338,6 +343,16 @@ impl KafkaSink {
             Ok(found)
         })
         .await
+    }
+}
+
+impl KafkaSink {
+    /// Waits for a turn among the node's blocking lookups.
+    async fn lookup_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, SendError> {
+        self.lookups
+            .acquire()
+            .await
+            .map_err(|e| SendError(format!("Kafka lookups closed: {e}")))
     }
 }
 

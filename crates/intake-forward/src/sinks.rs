@@ -47,6 +47,10 @@ const BACKOFF_LAST: Duration = Duration::from_secs(10);
 /// each write costs two fsyncs, which would otherwise hold up every
 /// acknowledgement (and the log's own writes).
 const CURSOR_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+/// Cursor files written at once, process-wide: each write holds a
+/// blocking thread for two fsyncs, and thousands of sink partitions
+/// starting together must not each take one.
+static CURSOR_WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 /// How long a stopping worker lets its batches in flight settle.
 const STOP_SETTLE: Duration = Duration::from_secs(5);
 /// Broker positions kept per partition for `ack = "sink"` answers.
@@ -85,6 +89,7 @@ impl CursorWriter {
     /// Writes `cursor` now and returns once it is durable; a cursor
     /// waiting to be written behind is dropped (this one is newer).
     async fn store_now(self: &Arc<Self>, cursor: Cursor) -> Result<(), ForwardError> {
+        let _turn = CURSOR_WRITES.acquire().await;
         let this = Arc::clone(self);
         self.tasks
             .spawn_blocking(move || this.store_blocking(&cursor))
@@ -117,6 +122,7 @@ impl CursorWriter {
         // worker writes its cursor as it stops, and writes are tracked).
         tokio::spawn(async move {
             loop {
+                let turn = CURSOR_WRITES.acquire().await;
                 let writer = Arc::clone(&this);
                 let wrote = this
                     .tasks
@@ -130,6 +136,7 @@ impl CursorWriter {
                         writer.file.store(&cursor).map(|()| true)
                     })
                     .await;
+                drop(turn);
                 match wrote {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) | Err(_) => {
